@@ -11,15 +11,23 @@ enumerated posterior where one exists.
 torch.Size([4])
 """
 
+# The zoo: importing a module registers its models.
+from . import (  # noqa: F401, E402  (importing registers; names() sorts)
+    beta_bernoulli,
+    concept_mixture,
+    dirichlet_categorical,
+    gamma_poisson,
+    linear_regression,
+    logistic_regression,
+    normal_inverse_gamma,
+    normal_mean,
+    topic_admixture,
+    unigram_mixture,
+)
 from ._base import ExchangeableModel
 from ._errors import ModelInputError, NoExactPosterior, UnknownModelError
 from ._registry import get, names, register, unregister
 from ._setbatch import SetBatch
-
-# The zoo: importing a module registers its models.
-from . import (  # noqa: E402  (registration order is irrelevant; names() sorts)
-    beta_bernoulli,
-)
 
 __all__ = [
     "ExchangeableModel",

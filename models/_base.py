@@ -65,7 +65,7 @@ from torch.distributions import constraints
 
 from ._errors import ModelInputError, NoExactPosterior
 from ._setbatch import SetBatch
-from ._validation import as_tensor, check_latent, check_tokens
+from ._validation import as_tensor, check_dtype, check_latent, check_tokens
 
 Backend = Literal["pyro", "numpyro"]
 
@@ -77,7 +77,8 @@ class ExchangeableModel(abc.ABC):
         name: Short hyphenated registry name, e.g. ``"beta-bernoulli"``.
         token_support: ``torch.distributions.constraints`` object for one token
             (``real_vector``, ``boolean``, ``nonnegative_integer``,
-            ``integer_interval(0, V - 1)``, ...). Used to validate input.
+            ``integer_interval(0, V - 1)``, ...). Used to validate input. Set it on
+            the instance in ``__init__`` when it depends on parameters (e.g. V).
 
     Instance attributes:
         params: Dict of the fixed (hyper)parameters, JSON-serialisable.
@@ -92,7 +93,7 @@ class ExchangeableModel(abc.ABC):
     """
 
     name: ClassVar[str] = ""
-    token_support: ClassVar[constraints.Constraint] = constraints.real
+    token_support: constraints.Constraint = constraints.real  # may be set per instance
 
     latent_shape: tuple[int, ...] = ()
     token_shape: tuple[int, ...] = ()
@@ -309,6 +310,13 @@ class ExchangeableModel(abc.ABC):
                 raise ModelInputError(
                     f"{self.name}: y must have shape (B, *target_shape) = "
                     f"{(b, *self.target_shape)}; got {tuple(y.shape)}."
+                )
+            support = self.pyro_target(z.unsqueeze(1)).support
+            y = check_dtype(y, support, "y")
+            ok = torch.as_tensor(support.check(y.unsqueeze(1)))
+            if not bool(ok.all()):
+                raise ModelInputError(
+                    f"{self.name}: some targets y lie outside the target support {support}."
                 )
         if backend == "pyro":
             return self._log_joint_pyro(z, x, y, mask)

@@ -27,9 +27,13 @@ def register(cls: type[ExchangeableModel]) -> type[ExchangeableModel]:
     if not isinstance(name, str) or not name:
         raise ValueError(f"{cls.__name__}.name must be a non-empty string; got {name!r}.")
     other = _REGISTRY.get(name)
-    if other is not None and other.__qualname__ != cls.__qualname__:
+    same = other is not None and (other.__module__, other.__qualname__) == (
+        cls.__module__, cls.__qualname__
+    )  # a reloaded module re-registers its own class
+    if other is not None and not same:
+        where = f"{other.__module__}.{other.__qualname__}"
         raise ValueError(
-            f"model name {name!r} is already registered by {other.__module__}.{other.__qualname__}; "
+            f"model name {name!r} is already registered by {where}; "
             "pick another name or unregister it first."
         )
     _REGISTRY[name] = cls

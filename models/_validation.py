@@ -19,11 +19,12 @@ def as_tensor(value: Any, name: str) -> torch.Tensor:
     """Turn a tensor or NumPy array into a tensor (no copy for tensors)."""
     if isinstance(value, torch.Tensor):
         return value
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(value)
-    # jax arrays and other array-likes that implement __array__
-    if hasattr(value, "__array__") and not isinstance(value, (str, bytes)):
-        return torch.from_numpy(np.asarray(value))
+    if isinstance(value, np.ndarray) or (
+        hasattr(value, "__array__") and not isinstance(value, (str, bytes))
+    ):
+        # NumPy, JAX and other array-likes; read-only buffers (e.g. from JAX) are copied.
+        arr = np.asarray(value)
+        return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
     raise ModelInputError(
         f"{name} must be a torch.Tensor or numpy array; got {type(value).__name__}. "
         f"Wrap it with torch.as_tensor(...)."
@@ -120,7 +121,8 @@ def check_tokens(
                 f"{model_name}: tokens must be finite; x{list(idx)} = {x[idx].item()}. "
                 "Use the mask (False = padding) instead of NaN/inf padding."
             )
-    x = torch.where(real, x, torch.zeros((), dtype=x.dtype, device=x.device))
+    if not bool(mask.all()):
+        x = torch.where(real, x, torch.zeros((), dtype=x.dtype, device=x.device))
     ok = support.check(x)
     ok = ok.reshape(b, length, -1).all(-1) if ok.ndim > 2 else ok
     bad = ~ok.bool() & mask

@@ -40,7 +40,8 @@ class BetaBernoulli(ExchangeableModel):
 
     # Pyro program pieces ------------------------------------------------------
     def pyro_prior(self, device=None):
-        return pdist.Beta(self.tensor(self.params["a"], device), self.tensor(self.params["b"], device))
+        a, b = self.params["a"], self.params["b"]
+        return pdist.Beta(self.tensor(a, device), self.tensor(b, device))
 
     def pyro_likelihood(self, z):
         return pdist.Bernoulli(probs=z)

@@ -1,0 +1,199 @@
+"""``Reference``: a ground-truth posterior for a batch of B datasets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bayesattn.models import ExchangeableModel, NoExactPosterior
+
+from ._diagnostics import ConvergenceGate, arviz
+
+
+class UnconvergedReferenceError(RuntimeError):
+    """An MCMC reference failed the convergence gate and may not serve as ground truth."""
+
+
+def _latent_dims(latent_shape: tuple[int, ...]) -> list[str]:
+    return [f"z_dim_{i}" for i in range(len(latent_shape))]
+
+
+def build_idata(
+    z: np.ndarray,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    latent_shape: tuple[int, ...],
+    sample_stats: dict[str, np.ndarray] | None = None,
+):
+    """ArviZ InferenceData from draws ``z`` of shape ``(chains, draws, B, *latent_shape)``.
+
+    Groups: ``posterior`` (``z`` with dims chain, draw, dataset, z_dim_*),
+    ``sample_stats`` (when given; dims chain, draw, dataset) and ``observed_data``
+    (``x`` and ``mask``, dims dataset, token, x_dim_*).
+    """
+    az = arviz()
+    token_dims = [f"x_dim_{i}" for i in range(x.ndim - 2)]
+    return az.from_dict(
+        posterior={"z": z},
+        sample_stats=None if sample_stats is None else dict(sample_stats),
+        observed_data={"x": x.detach().cpu().numpy(), "mask": mask.detach().cpu().numpy()},
+        dims={
+            "z": ["dataset", *_latent_dims(latent_shape)],
+            "x": ["dataset", "token", *token_dims],
+            "mask": ["dataset", "token"],
+            **{k: ["dataset"] for k in (sample_stats or {})},
+        },
+    )
+
+
+@dataclass
+class Reference:
+    """Ground-truth posterior p(z | x_b) for each of B datasets.
+
+    Build it with :func:`bayesattn.inference.reference_posterior`. Exact references
+    wrap a closed-form torch Distribution; MCMC references hold draws. Using an
+    MCMC reference that failed the convergence gate (``.converged`` is False) as
+    ground truth (``sample``, ``mean``, ``std``, ``draws``) raises
+    :class:`UnconvergedReferenceError` unless it was built with
+    ``allow_unconverged=True``; ``idata`` and ``diagnostics`` stay readable so you
+    can see what went wrong.
+
+    Attributes:
+        model: The model.
+        x: Tokens, shape ``(B, L, *token_shape)``.
+        mask: Bool, shape ``(B, L)``.
+        method: ``"exact"``, ``"nuts"`` or ``"pyro-nuts"``.
+        distribution: The exact posterior (batch_shape ``(B,)``) or None.
+        idata: ArviZ InferenceData (posterior, sample_stats for MCMC, observed_data).
+        diagnostics: DataFrame, one row per dataset: r_hat, ess_bulk, ess_tail,
+            divergences, converged.
+        gate: The thresholds used for ``converged``.
+        seed: The seed used.
+        wall_time_s: Seconds spent computing the reference.
+    """
+
+    model: ExchangeableModel
+    x: torch.Tensor
+    mask: torch.Tensor
+    method: str
+    distribution: torch.distributions.Distribution | None
+    idata: Any
+    diagnostics: pd.DataFrame
+    gate: ConvergenceGate
+    seed: int
+    wall_time_s: float
+    allow_unconverged: bool = False
+    _draws: torch.Tensor | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ status
+    @property
+    def num_datasets(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def converged(self) -> bool:
+        """True when every dataset passes the convergence gate."""
+        return bool(self.diagnostics["converged"].all())
+
+    @property
+    def is_exact(self) -> bool:
+        return self.distribution is not None
+
+    def _check_usable(self) -> None:
+        if self.converged or self.allow_unconverged:
+            return
+        bad = self.diagnostics.loc[~self.diagnostics["converged"]]
+        worst = bad.sort_values("r_hat", ascending=False).head(3)
+        rows = "; ".join(
+            f"dataset {int(r.dataset)}: r_hat={r.r_hat:.3f}, ess_bulk={r.ess_bulk:.0f}, "
+            f"ess_tail={r.ess_tail:.0f}, divergences={int(r.divergences)}"
+            for r in worst.itertuples()
+        )
+        raise UnconvergedReferenceError(
+            f"{self.method} reference for {self.model.name} did not converge on "
+            f"{len(bad)} of {self.num_datasets} datasets (gate: r_hat <= {self.gate.r_hat_max}, "
+            f"ess_bulk and ess_tail >= {self.gate.ess_min:.0f}, divergences <= "
+            f"{self.gate.max_divergences}). Worst: {rows}. Run more draws "
+            "(num_samples/num_warmup) or pass allow_unconverged=True to use it anyway."
+        )
+
+    # ------------------------------------------------------------------ ground truth
+    def draws(self) -> torch.Tensor:
+        """All stored draws pooled over chains, shape ``(chains * draws, B, *latent_shape)``."""
+        self._check_usable()
+        if self._draws is None:
+            z = torch.as_tensor(np.array(self.idata.posterior["z"].values))
+            self._draws = z.reshape((-1,) + tuple(z.shape[2:]))
+        return self._draws
+
+    def sample(self, n: int, *, seed: int = 0) -> torch.Tensor:
+        """``n`` posterior draws per dataset, shape ``(n, B, *latent_shape)``.
+
+        Exact references draw fresh samples; MCMC references return a random subset
+        (without replacement) of the stored draws, so ``n`` may not exceed
+        ``num_chains * num_samples``.
+        """
+        self._check_usable()
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be an integer >= 1; got {n!r}.")
+        if self.distribution is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                return self.distribution.sample((int(n),))
+        pooled = self.draws()
+        if n > pooled.shape[0]:
+            raise ValueError(
+                f"asked for {n} draws but this {self.method} reference stores {pooled.shape[0]} "
+                "per dataset; rebuild it with a larger num_samples or num_chains."
+            )
+        gen = torch.Generator().manual_seed(int(seed))
+        idx = torch.randperm(pooled.shape[0], generator=gen)[:n]
+        return pooled[idx]
+
+    def mean(self) -> torch.Tensor:
+        """Posterior mean per dataset, shape ``(B, *latent_shape)``.
+
+        For a discrete latent ``z ∈ {0..K-1}`` this is E[one_hot(z)], i.e. the
+        posterior probabilities, shape ``(B, K)``.
+        """
+        self._check_usable()
+        if self.distribution is not None:
+            if self.model.latent_is_discrete:
+                return self.distribution.probs
+            return self.distribution.mean
+        return self.draws().mean(0)
+
+    def std(self) -> torch.Tensor:
+        """Posterior standard deviation per coordinate, shape ``(B, *latent_shape)``."""
+        self._check_usable()
+        if self.model.latent_is_discrete:
+            raise TypeError(
+                f"{self.model.name} has a discrete latent; use mean() (posterior probabilities)."
+            )
+        if self.distribution is not None:
+            return self.distribution.stddev
+        return self.draws().std(0)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """Exact log p(z | x_b), for z of shape ``(..., B, *latent_shape)``.
+
+        Raises:
+            NoExactPosterior: for MCMC references (no normalised density).
+        """
+        if self.distribution is None:
+            raise NoExactPosterior(
+                f"log_prob needs a closed-form posterior; this is a {self.method} reference "
+                f"for {self.model.name}. Use sample-based comparisons instead."
+            )
+        return self.distribution.log_prob(z)
+
+    def __repr__(self) -> str:
+        status = "converged" if self.converged else "NOT converged"
+        return (
+            f"Reference(model={self.model.name!r}, method={self.method!r}, "
+            f"datasets={self.num_datasets}, {status}, {self.wall_time_s:.2f}s)"
+        )
