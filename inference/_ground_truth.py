@@ -116,26 +116,9 @@ def reference_posterior(
         max_tree_depth=max_tree_depth,
     )
     idata = build_idata(out.z, x, mask, tuple(model.latent_shape), out.sample_stats)
-    diagnostics = per_dataset_diagnostics(idata, gate) if num_chains >= 2 else _single_chain(out)
+    diagnostics = per_dataset_diagnostics(idata, gate)
     return Reference(
         model=model, x=x, mask=mask, method=method, distribution=None, idata=idata,
         diagnostics=diagnostics, gate=gate, seed=int(seed),
         wall_time_s=time.perf_counter() - start, allow_unconverged=allow_unconverged,
-    )
-
-
-def _single_chain(out) -> Any:
-    """With one chain R-hat is undefined: report NaN and fail the gate."""
-    import pandas as pd
-
-    b = out.z.shape[2]
-    return pd.DataFrame(
-        {
-            "dataset": np.arange(b),
-            "r_hat": np.full(b, np.nan),
-            "ess_bulk": np.full(b, np.nan),
-            "ess_tail": np.full(b, np.nan),
-            "divergences": out.sample_stats["diverging"].sum((0, 1)).astype(np.int64),
-            "converged": np.zeros(b, dtype=bool),
-        }
     )

@@ -113,11 +113,13 @@ class Reference:
             f"ess_tail={r.ess_tail:.0f}, divergences={int(r.divergences)}"
             for r in worst.itertuples()
         )
+        chains = int(self.idata.posterior.sizes["chain"])
         raise UnconvergedReferenceError(
             f"{self.method} reference for {self.model.name} did not converge on "
-            f"{len(bad)} of {self.num_datasets} datasets (gate: r_hat <= {self.gate.r_hat_max}, "
+            f"{len(bad)} of {self.num_datasets} datasets (gate: >= {self.gate.min_chains} chains, "
+            f"r_hat <= {self.gate.r_hat_max}, "
             f"ess_bulk and ess_tail >= {self.gate.ess_min:.0f}, divergences <= "
-            f"{self.gate.max_divergences}). Worst: {rows}. Run more draws "
+            f"{self.gate.max_divergences}); it ran {chains} chains. Worst: {rows}. Run more draws "
             "(num_samples/num_warmup) or pass allow_unconverged=True to use it anyway."
         )
 

@@ -16,7 +16,7 @@ import torch
 from torch.distributions import constraints
 
 from ._base import ExchangeableModel
-from ._errors import ModelInputError
+from ._params import positive
 from ._registry import register
 
 
@@ -33,10 +33,7 @@ class BetaBernoulli(ExchangeableModel):
     token_support = constraints.boolean
 
     def __init__(self, a: float = 1.0, b: float = 1.0) -> None:
-        for label, v in (("a", a), ("b", b)):
-            if not float(v) > 0:
-                raise ModelInputError(f"beta-bernoulli: {label} must be > 0; got {v!r}.")
-        super().__init__(a=float(a), b=float(b))
+        super().__init__(a=positive(self.name, "a", a), b=positive(self.name, "b", b))
 
     # Pyro program pieces ------------------------------------------------------
     def pyro_prior(self, device=None):

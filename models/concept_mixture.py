@@ -6,8 +6,8 @@ y equals z with probability ``1 - label_noise`` and is uniform over the K classe
 otherwise. The posterior is exact by enumeration over K classes:
 ``log p(z=k | x) = log w_k + sum_i log N(x_i | mu_k, scale^2 I) - logsumexp_k(...)``.
 
-The module also holds the small helpers shared with ``unigram-mixture``
-(simplex checks, the label channel and the enumerated posterior).
+The prior, the label channel and the target are shared with ``unigram-mixture``
+(:class:`~bayesattn.models._mixture.FiniteMixture`).
 """
 
 from __future__ import annotations
@@ -22,101 +22,9 @@ import pyro.distributions as pdist
 import torch
 from torch.distributions import constraints
 
-from ._base import ExchangeableModel
-from ._errors import ModelInputError
+from ._mixture import FiniteMixture, size_from
+from ._params import float_array, in_interval, integer
 from ._registry import register
-
-
-# Shared helpers (also used by unigram_mixture) -----------------------------------
-def as_float_array(name: str, label: str, value: Any) -> np.ndarray:
-    """``value`` as a float64 array; ragged or non-numeric input raises ModelInputError."""
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ModelInputError(
-            f"{name}: {label} must be a rectangular nested list of numbers; got {value!r} "
-            f"({err}).") from None
-
-
-def check_count(name: str, label: str, value: Any, minimum: int) -> int:
-    """An integer parameter >= ``minimum`` (bools rejected)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ModelInputError(f"{name}: {label} must be an integer >= {minimum}; got {value!r}.")
-    return int(value)
-
-
-def check_simplex(name: str, label: str, value: Any, shape: tuple[int, ...],
-                  *, positive: bool) -> np.ndarray:
-    """Rows of ``value`` (shape ``shape``) on the probability simplex, as float64.
-
-    Raises:
-        ModelInputError: wrong shape, non-finite or negative (zero when ``positive``)
-            entries, or a row whose sum differs from 1 by more than 1e-6.
-    """
-    arr = as_float_array(name, label, value)
-    if arr.shape != shape:
-        raise ModelInputError(f"{name}: {label} must have shape {shape}; got {arr.shape}.")
-    bad = ~np.isfinite(arr) | ((arr <= 0) if positive else (arr < 0))
-    if bad.any():
-        kind = "positive" if positive else "non-negative"
-        raise ModelInputError(
-            f"{name}: every entry of {label} must be finite and {kind}; "
-            f"got {label}{list(np.argwhere(bad)[0])} = {arr[bad][0]!r}.")
-    sums = arr.sum(-1)
-    if np.any(np.abs(sums - 1.0) > 1e-6):
-        raise ModelInputError(
-            f"{name}: {label} must sum to 1 along its last axis (probability simplex); "
-            f"got sums {np.round(sums, 8).tolist()}. Divide by the sum first.")
-    return arr / sums[..., None]
-
-
-def check_real(name: str, label: str, value: Any, low: float, high: float,
-               *, open_low: bool = False) -> float:
-    """A real number in ``[low, high]`` (``(low, high]`` when ``open_low``)."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    v = float(value) if ok else math.nan
-    if not math.isfinite(v) or not (low < v if open_low else low <= v) or not v <= high:
-        where = f"{'(' if open_low else '['}{low}, {high}]"
-        raise ModelInputError(f"{name}: {label} must be a number in {where}; got {value!r}.")
-    return v
-
-
-def check_label_noise(name: str, value: Any) -> float:
-    """``label_noise`` in [0, 1]."""
-    return check_real(name, "label_noise", value, 0.0, 1.0)
-
-
-def label_channel(num_classes: int, label_noise: float) -> np.ndarray:
-    """``(K, K)`` matrix ``P(y | z)``: keep z w.p. 1 - noise, else uniform over K."""
-    eye = np.eye(num_classes, dtype=np.float64)
-    return (1.0 - label_noise) * eye + label_noise / num_classes
-
-
-def enumerated_posterior(log_weights: torch.Tensor, token_loglik: torch.Tensor,
-                         mask: torch.Tensor) -> torch.distributions.Categorical:
-    """Posterior over K classes from per-token log-likelihoods.
-
-    Args:
-        log_weights: ``(K,)`` log prior weights, float64.
-        token_loglik: ``(B, L, K)`` log p(x_i | z=k), float64.
-        mask: Bool ``(B, L)``; padded tokens contribute nothing.
-
-    Returns:
-        ``Categorical`` with batch_shape ``(B,)`` and normalised float64 logits.
-
-    Raises:
-        ModelInputError: some sequence has probability zero under every class.
-    """
-    zero = torch.zeros((), dtype=token_loglik.dtype, device=token_loglik.device)
-    loglik = torch.where(mask[..., None], token_loglik, zero).sum(1)  # (B, K)
-    joint = log_weights + loglik
-    evidence = torch.logsumexp(joint, -1, keepdim=True)
-    if not torch.isfinite(evidence).all():
-        i = int((~torch.isfinite(evidence)).nonzero()[0, 0])
-        raise ModelInputError(
-            f"sequence {i} has probability zero (or a non-finite likelihood) under every "
-            "class; no posterior exists. Check the tokens against the model parameters.")
-    return torch.distributions.Categorical(logits=joint - evidence)
 
 
 def default_means(num_classes: int, dim: int, radius: float) -> list[list[float]]:
@@ -133,7 +41,7 @@ def default_means(num_classes: int, dim: int, radius: float) -> list[list[float]
 
 # The model ---------------------------------------------------------------------
 @register
-class ConceptMixture(ExchangeableModel):
+class ConceptMixture(FiniteMixture):
     """A finite mixture of isotropic Gaussians, one component ("concept") per sequence.
 
     Args:
@@ -154,53 +62,27 @@ class ConceptMixture(ExchangeableModel):
                  means: Any = None, radius: float = 2.0, scale: float = 1.0,
                  label_noise: float = 0.1) -> None:
         n = self.name
-        mu = None if means is None else as_float_array(n, "means", means)
-        if K is None:
-            K = mu.shape[0] if mu is not None and mu.ndim == 2 else 4
-        K = check_count(n, "K", K, 1)
-        if d is None:
-            d = mu.shape[-1] if mu is not None and mu.ndim == 2 else 2
-        d = check_count(n, "d", d, 1)
-        radius = check_real(n, "radius", radius, 0.0, math.inf, open_low=True)
-        scale = check_real(n, "scale", scale, 0.0, math.inf, open_low=True)
-        w = check_simplex(n, "weights", np.full(K, 1.0 / K) if weights is None else weights,
-                          (K,), positive=True)
-        if mu is None:
-            mu = np.asarray(default_means(K, d, radius))
-        if mu.shape != (K, d):
-            raise ModelInputError(f"{n}: means must have shape (K, d) = {(K, d)}; got {mu.shape}.")
-        if not np.isfinite(mu).all():
-            raise ModelInputError(f"{n}: means must be finite; got {mu.tolist()!r}.")
-        super().__init__(K=K, d=d, weights=w.tolist(), means=mu.tolist(), radius=radius,
-                         scale=scale, label_noise=check_label_noise(n, label_noise))
-        self.latent_shape = ()
+        mu = None if means is None else float_array(n, "means", means, require_finite=False)
+        K = integer(n, "K", size_from(mu, 0, K, 4), 1)
+        d = integer(n, "d", size_from(mu, -1, d, 2), 1)
+        radius = in_interval(n, "radius", radius, 0.0, math.inf, open_low=True)
+        scale = in_interval(n, "scale", scale, 0.0, math.inf, open_low=True)
+        w = self.check_weights(weights, K)
+        mu = float_array(n, "means", default_means(K, d, radius) if mu is None else mu, (K, d),
+                         dims="(K, d)")
+        super().__init__(K=K, d=d, weights=w, means=mu.tolist(), radius=radius,
+                         scale=scale, label_noise=self.check_label_noise(label_noise))
         self.token_shape = (d,)
-        self.target_shape = ()
 
-    def _channel(self) -> np.ndarray:
-        return label_channel(self.params["K"], self.params["label_noise"])
-
-    # Pyro program pieces ------------------------------------------------------
-    def pyro_prior(self, device=None):
-        return pdist.Categorical(probs=self.tensor(self.params["weights"], device))
-
+    # Pyro program pieces (prior and target: FiniteMixture) -------------------
     def pyro_likelihood(self, z):
         means = self.tensor(self.params["means"], z.device)[z.long()]  # (..., 1, d)
         return pdist.Normal(means, self.params["scale"]).to_event(1)
 
-    def pyro_target(self, z):
-        return pdist.Categorical(probs=self.tensor(self._channel(), z.device)[z.long()])
-
     # NumPyro twin -------------------------------------------------------------
-    def numpyro_prior(self):
-        return ndist.Categorical(probs=jnp.asarray(self.params["weights"]))
-
     def numpyro_likelihood(self, z):
         means = jnp.asarray(self.params["means"])[z]  # (..., 1, d)
         return ndist.Normal(means, self.params["scale"]).to_event(1)
-
-    def numpyro_target(self, z):
-        return ndist.Categorical(probs=jnp.asarray(self._channel())[z])
 
     # Exact posterior ----------------------------------------------------------
     def token_loglik(self, x: torch.Tensor) -> torch.Tensor:

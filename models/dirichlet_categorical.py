@@ -9,32 +9,17 @@ a function of (L, mean one-hot(x)) only.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 import numpyro.distributions as ndist
 import pyro.distributions as pdist
 import torch
 from torch.distributions import constraints
 
 from ._base import ExchangeableModel
-from ._errors import ModelInputError
+from ._params import concentration, integer
 from ._registry import register
-
-
-def _positive(label: str, value: Any) -> float:
-    """``value`` as a finite float > 0, or ModelInputError."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if not (math.isfinite(v) and v > 0):
-        raise ModelInputError(
-            f"dirichlet-categorical: {label} must be a finite number > 0; got {value!r}."
-        )
-    return v
 
 
 @register
@@ -55,26 +40,10 @@ class DirichletCategorical(ExchangeableModel):
     token_support = constraints.integer_interval(0, 3)
 
     def __init__(self, K: int = 4, alpha: float | list[float] = 1.0) -> None:
-        if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 2:
-            raise ModelInputError(f"dirichlet-categorical: K must be an integer >= 2; got {K!r}.")
-        K = int(K)
-        try:
-            shape = np.shape(alpha)
-        except ValueError:  # ragged nested lists
-            shape = None
-        if shape == ():
-            alpha_param: float | list[float] = _positive("alpha", alpha)
-            alpha_vec = [alpha_param] * K
-        else:
-            if shape != (K,):
-                raise ModelInputError(
-                    f"dirichlet-categorical: alpha must be a number or a list of K = {K} "
-                    f"numbers; got shape {shape}."
-                )
-            alpha_vec = [_positive(f"alpha[{k}]", v) for k, v in enumerate(alpha)]
-            alpha_param = list(alpha_vec)
+        K = integer(self.name, "K", K, 2)
+        alpha_param = concentration(self.name, "alpha", alpha, K)
         super().__init__(K=K, alpha=alpha_param)
-        self._alpha = alpha_vec
+        self._alpha = list(alpha_param) if isinstance(alpha_param, list) else [alpha_param] * K
         self.latent_shape = (K,)
         self.token_shape = ()
         self.target_shape = ()

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpyro.distributions as ndist
@@ -17,19 +16,8 @@ import torch
 from torch.distributions import constraints
 
 from ._base import ExchangeableModel
-from ._errors import ModelInputError
+from ._params import positive
 from ._registry import register
-
-
-def _positive(label: str, value: Any) -> float:
-    """``value`` as a finite float > 0, or ModelInputError."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if not (math.isfinite(v) and v > 0):
-        raise ModelInputError(f"gamma-poisson: {label} must be a finite number > 0; got {value!r}.")
-    return v
 
 
 @register
@@ -49,7 +37,7 @@ class GammaPoisson(ExchangeableModel):
     token_support = constraints.nonnegative_integer
 
     def __init__(self, a: float = 2.0, b: float = 1.0) -> None:
-        super().__init__(a=_positive("a", a), b=_positive("b", b))
+        super().__init__(a=positive(self.name, "a", a), b=positive(self.name, "b", b))
 
     # Pyro program pieces ------------------------------------------------------
     def pyro_prior(self, device=None):

@@ -17,36 +17,23 @@ the values, padded rows dropped). The posterior predictive mean at a query
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 import numpyro.distributions as ndist
 import pyro.distributions as pdist
 import torch
 from torch.distributions import constraints
 
-from ._base import ExchangeableModel
 from ._errors import ModelInputError
+from ._params import integer, positive
 from ._registry import register
+from ._regression import GaussianWeightsRegression
 from ._validation import as_tensor
 
 
-def _check_scale(label: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ModelInputError(
-            f"linear-regression: {label} must be a positive float; got {value!r}."
-        ) from None
-    if not (math.isfinite(v) and v > 0):
-        raise ModelInputError(f"linear-regression: {label} must be finite and > 0; got {value!r}.")
-    return v
-
-
 @register
-class LinearRegression(ExchangeableModel):
+class LinearRegression(GaussianWeightsRegression):
     """Bayesian linear regression on in-context (key, value) pairs.
 
     A token is the vector ``(k_1, ..., k_p, v)`` of length ``p + 1``; the features
@@ -73,41 +60,13 @@ class LinearRegression(ExchangeableModel):
         noise_scale: float = 0.5,
         query: list[float] | None = None,
     ) -> None:
-        if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
-            raise ModelInputError(f"linear-regression: p must be an integer >= 1; got {p!r}.")
-        p = int(p)
-        tau = _check_scale("prior_scale", prior_scale)
-        sigma = _check_scale("noise_scale", noise_scale)
-        if query is None:
-            q = [1.0 / math.sqrt(p)] * p
-        else:
-            try:
-                arr = np.asarray(query, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ModelInputError(
-                    f"linear-regression: query must be a list of {p} floats; got {query!r}."
-                ) from None
-            if arr.shape != (p,):
-                raise ModelInputError(
-                    f"linear-regression: query must have length p = {p} (shape ({p},)); "
-                    f"got shape {arr.shape}."
-                )
-            if not np.all(np.isfinite(arr)):
-                raise ModelInputError(f"linear-regression: query must be finite; got {query!r}.")
-            q = [float(v) for v in arr]
-        super().__init__(p=p, prior_scale=tau, noise_scale=sigma, query=q)
-        self.latent_shape = (p,)
-        self.token_shape = (p + 1,)
-        self.target_shape = ()
+        n = self.name
+        p = integer(n, "p", p, 1)
+        tau = positive(n, "prior_scale", prior_scale)
+        sigma = positive(n, "noise_scale", noise_scale)
+        super().__init__(p=p, prior_scale=tau, noise_scale=sigma, query=self.check_query(query, p))
 
-    # Pyro program pieces ------------------------------------------------------
-    def pyro_prior(self, device=None):
-        p, tau = self.params["p"], self.params["prior_scale"]
-        eye = torch.eye(p, dtype=torch.float64, device=device)
-        return pdist.MultivariateNormal(
-            torch.zeros(p, dtype=torch.float64, device=device), scale_tril=tau * eye
-        )
-
+    # Pyro program pieces (prior: GaussianWeightsRegression) -------------------
     def pyro_likelihood(self, z):
         """Joint Gaussian of one pair ``(k, v)``; ``z (..., 1, p)`` -> batch ``(..., 1)``."""
         p = self.params["p"]
@@ -125,10 +84,6 @@ class LinearRegression(ExchangeableModel):
         return pdist.Normal((z * q).sum(-1), sigma)
 
     # NumPyro twin -------------------------------------------------------------
-    def numpyro_prior(self):
-        p, tau = self.params["p"], self.params["prior_scale"]
-        return ndist.MultivariateNormal(jnp.zeros(p), scale_tril=tau * jnp.eye(p))
-
     def numpyro_likelihood(self, z):
         p = self.params["p"]
         batch = jnp.shape(z)[:-1]

@@ -18,7 +18,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import numpyro.distributions as ndist
 import pyro.distributions as pdist
 import torch
@@ -27,9 +26,9 @@ from numpyro.distributions import constraints as nconstraints
 from numpyro.distributions.util import validate_sample
 from torch.distributions import constraints
 
-from ._base import ExchangeableModel
-from ._errors import ModelInputError
+from ._params import integer, positive
 from ._registry import register
+from ._regression import GaussianWeightsRegression
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -166,7 +165,7 @@ class NumPyroLogisticPair(ndist.Distribution):
 
 # The model -------------------------------------------------------------------
 @register
-class LogisticRegression(ExchangeableModel):
+class LogisticRegression(GaussianWeightsRegression):
     """Bayesian logistic regression on in-context (key, label) pairs.
 
     A token is ``(k_1, ..., k_p, v)`` with real keys and a label ``v`` in {0, 1}.
@@ -187,47 +186,12 @@ class LogisticRegression(ExchangeableModel):
     def __init__(
         self, p: int = 2, prior_scale: float = 1.5, query: list[float] | None = None
     ) -> None:
-        if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
-            raise ModelInputError(f"logistic-regression: p must be an integer >= 1; got {p!r}.")
-        p = int(p)
-        try:
-            tau = float(prior_scale)
-        except (TypeError, ValueError):
-            tau = float("nan")
-        if not (math.isfinite(tau) and tau > 0):
-            raise ModelInputError(
-                f"logistic-regression: prior_scale must be finite and > 0; got {prior_scale!r}."
-            )
-        if query is None:
-            q = [1.0 / math.sqrt(p)] * p
-        else:
-            try:
-                arr = np.asarray(query, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ModelInputError(
-                    f"logistic-regression: query must be a list of {p} floats; got {query!r}."
-                ) from None
-            if arr.shape != (p,):
-                raise ModelInputError(
-                    f"logistic-regression: query must have length p = {p} (shape ({p},)); "
-                    f"got shape {arr.shape}."
-                )
-            if not np.all(np.isfinite(arr)):
-                raise ModelInputError(f"logistic-regression: query must be finite; got {query!r}.")
-            q = [float(v) for v in arr]
-        super().__init__(p=p, prior_scale=tau, query=q)
-        self.latent_shape = (p,)
-        self.token_shape = (p + 1,)
-        self.target_shape = ()
+        n = self.name
+        p = integer(n, "p", p, 1)
+        tau = positive(n, "prior_scale", prior_scale)
+        super().__init__(p=p, prior_scale=tau, query=self.check_query(query, p))
 
-    # Pyro program pieces ------------------------------------------------------
-    def pyro_prior(self, device=None):
-        p, tau = self.params["p"], self.params["prior_scale"]
-        eye = torch.eye(p, dtype=torch.float64, device=device)
-        return pdist.MultivariateNormal(
-            torch.zeros(p, dtype=torch.float64, device=device), scale_tril=tau * eye
-        )
-
+    # Pyro program pieces (prior: GaussianWeightsRegression) -------------------
     def pyro_likelihood(self, z):
         return PyroLogisticPair(z)
 
@@ -236,10 +200,6 @@ class LogisticRegression(ExchangeableModel):
         return pdist.Bernoulli(logits=(z * q).sum(-1))
 
     # NumPyro twin -------------------------------------------------------------
-    def numpyro_prior(self):
-        p, tau = self.params["p"], self.params["prior_scale"]
-        return ndist.MultivariateNormal(jnp.zeros(p), scale_tril=tau * jnp.eye(p))
-
     def numpyro_likelihood(self, z):
         return NumPyroLogisticPair(z)
 

@@ -38,7 +38,7 @@ from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 
 from ._base import ExchangeableModel
-from ._errors import ModelInputError
+from ._params import finite, positive
 from ._registry import register
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -235,18 +235,6 @@ class NumPyroNormalInvGammaJoint(ndist.Distribution):
 # =============================================================================
 # the model
 # =============================================================================
-def _check(label: str, value: Any, positive: bool) -> float:
-    """``value`` as a finite float (> 0 when ``positive``), or ModelInputError."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if not math.isfinite(v) or (positive and not v > 0):
-        want = "a finite number > 0" if positive else "a finite number"
-        raise ModelInputError(f"normal-inverse-gamma: {label} must be {want}; got {value!r}.")
-    return v
-
-
 @register
 class NormalInverseGamma(ExchangeableModel):
     """Normal-Inverse-Gamma prior on the mean and variance of a scalar Gaussian.
@@ -268,12 +256,9 @@ class NormalInverseGamma(ExchangeableModel):
     target_shape = ()
 
     def __init__(self, m0: float = 0.0, k0: float = 1.0, a0: float = 3.0, b0: float = 2.0) -> None:
-        super().__init__(
-            m0=_check("m0", m0, positive=False),
-            k0=_check("k0", k0, positive=True),
-            a0=_check("a0", a0, positive=True),
-            b0=_check("b0", b0, positive=True),
-        )
+        n = self.name
+        super().__init__(m0=finite(n, "m0", m0), k0=positive(n, "k0", k0),
+                         a0=positive(n, "a0", a0), b0=positive(n, "b0", b0))
 
     # Pyro program pieces ------------------------------------------------------
     def pyro_prior(self, device=None):

@@ -9,7 +9,6 @@ Conjugate: ``z | x ~ N(mu_N, P^-1)`` with precision ``P = I / tau^2 + L Sigma^-1
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax.numpy as jnp
@@ -21,35 +20,13 @@ from torch.distributions import constraints
 
 from ._base import ExchangeableModel
 from ._errors import ModelInputError
+from ._params import finite, float_array, integer, positive
 from ._registry import register
-
-
-def _finite(label: str, value: Any) -> float:
-    """``value`` as a finite float, or ModelInputError."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if not math.isfinite(v):
-        raise ModelInputError(f"normal-mean: {label} must be a finite number; got {value!r}.")
-    return v
 
 
 def _covariance(value: Any, d: int) -> np.ndarray:
     """Validate a ``(d, d)`` symmetric positive-definite matrix; return it as float64."""
-    try:
-        cov = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ModelInputError(
-            f"normal-mean: noise_cov must be a (d, d) = ({d}, {d}) matrix of numbers "
-            f"(nested list); got {value!r}."
-        ) from None
-    if cov.shape != (d, d):
-        raise ModelInputError(
-            f"normal-mean: noise_cov must have shape (d, d) = ({d}, {d}); got {cov.shape}."
-        )
-    if not np.isfinite(cov).all():
-        raise ModelInputError("normal-mean: noise_cov must hold finite numbers; got NaN or inf.")
+    cov = float_array("normal-mean", "noise_cov", value, (d, d), dims="(d, d)")
     asym = float(np.abs(cov - cov.T).max())
     if asym > 1e-10 * max(1.0, float(np.abs(cov).max())):
         raise ModelInputError(
@@ -90,13 +67,9 @@ class NormalMean(ExchangeableModel):
         prior_scale: float = 1.0,
         noise_cov: list[list[float]] | None = None,
     ) -> None:
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
-            raise ModelInputError(f"normal-mean: d must be an integer >= 1; got {d!r}.")
-        d = int(d)
-        m0 = _finite("prior_mean", prior_mean)
-        tau = _finite("prior_scale", prior_scale)
-        if not tau > 0:
-            raise ModelInputError(f"normal-mean: prior_scale must be > 0; got {prior_scale!r}.")
+        d = integer(self.name, "d", d, 1)
+        m0 = finite(self.name, "prior_mean", prior_mean)
+        tau = positive(self.name, "prior_scale", prior_scale)
         cov = np.eye(d) if noise_cov is None else _covariance(noise_cov, d)
         super().__init__(d=d, prior_mean=m0, prior_scale=tau, noise_cov=cov.tolist())
         self._cov = cov

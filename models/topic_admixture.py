@@ -15,9 +15,6 @@ the model is fully defined by its params. No closed-form posterior: use
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as ndist
@@ -25,18 +22,8 @@ import pyro.distributions as pdist
 from torch.distributions import constraints
 
 from ._base import ExchangeableModel
-from ._errors import ModelInputError
+from ._params import concentration, integer, simplex_rows
 from ._registry import register
-
-_SIMPLEX_ATOL = 1e-6
-
-
-def _int_param(label: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ModelInputError(
-            f"topic-admixture: {label} must be an integer >= {low}; got {value!r}."
-        )
-    return int(value)
 
 
 @register
@@ -72,75 +59,21 @@ class TopicAdmixture(ExchangeableModel):
         topics: list[list[float]] | None = None,
         param_seed: int = 0,
     ) -> None:
-        K = _int_param("K", K, 2)
-        V = _int_param("V", V, 2)
-        if isinstance(param_seed, bool) or not isinstance(param_seed, (int, np.integer)):
-            raise ModelInputError(
-                f"topic-admixture: param_seed must be an int; got {param_seed!r}."
-            )
-        param_seed = int(param_seed)
-        alpha_out = self._check_alpha(alpha, K)
+        n = self.name
+        K = integer(n, "K", K, 2)
+        V = integer(n, "V", V, 2)
+        param_seed = integer(n, "param_seed", param_seed)
+        alpha_out = concentration(n, "alpha", alpha, K)
         if topics is None:
-            rng = np.random.default_rng(param_seed)
-            arr = rng.dirichlet(np.full(V, 0.3), size=K)
-        else:
-            try:
-                arr = np.asarray(topics, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ModelInputError(
-                    f"topic-admixture: topics must be a K x V = {K} x {V} nested list of "
-                    f"floats; got {topics!r}."
-                ) from None
-            if arr.shape != (K, V):
-                raise ModelInputError(
-                    f"topic-admixture: topics must have shape (K, V) = ({K}, {V}); got {arr.shape}."
-                )
-        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-            raise ModelInputError(
-                "topic-admixture: topics must be finite and non-negative; got a minimum of "
-                f"{np.nanmin(arr)!r} (non-finite entries: {int(np.sum(~np.isfinite(arr)))})."
-            )
-        sums = arr.sum(axis=1)
-        bad = np.abs(sums - 1.0) > _SIMPLEX_ATOL
-        if np.any(bad):
-            row = int(np.flatnonzero(bad)[0])
-            raise ModelInputError(
-                f"topic-admixture: each row of topics must sum to 1 (within {_SIMPLEX_ATOL}); "
-                f"row {row} sums to {sums[row]!r}."
-            )
+            topics = np.random.default_rng(param_seed).dirichlet(np.full(V, 0.3), size=K)
+        arr = simplex_rows(n, "topics", topics, (K, V), positive=False, dims="(K, V)",
+                           renormalise=False)
         # Stored as given (JSON round trips are exact); the hooks renormalise the rows.
         super().__init__(K=K, V=V, alpha=alpha_out, topics=arr.tolist(), param_seed=param_seed)
         self.token_support = constraints.integer_interval(0, V - 1)
         self.latent_shape = (K,)
         self.token_shape = ()
         self.target_shape = ()
-
-    @staticmethod
-    def _check_alpha(alpha: Any, K: int) -> float | list[float]:
-        if isinstance(alpha, (int, float, np.integer, np.floating)) and not isinstance(alpha, bool):
-            a = float(alpha)
-            if not (math.isfinite(a) and a > 0):
-                raise ModelInputError(
-                    f"topic-admixture: alpha must be finite and > 0; got {alpha!r}."
-                )
-            return a
-        try:
-            arr = np.asarray(alpha, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ModelInputError(
-                f"topic-admixture: alpha must be a positive float or a list of K = {K} "
-                f"positive floats; got {alpha!r}."
-            ) from None
-        if arr.shape != (K,):
-            raise ModelInputError(
-                f"topic-admixture: alpha must be a float or have length K = {K}; "
-                f"got shape {arr.shape}."
-            )
-        if not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
-            raise ModelInputError(
-                f"topic-admixture: alpha entries must be finite and > 0; got {alpha!r}."
-            )
-        return [float(a) for a in arr]
 
     def _alpha_vector(self) -> np.ndarray:
         alpha = np.asarray(self.params["alpha"], dtype=np.float64)

@@ -19,16 +19,9 @@ import pyro.distributions as pdist
 import torch
 from torch.distributions import constraints
 
-from ._base import ExchangeableModel
+from ._mixture import FiniteMixture, size_from
+from ._params import float_array, integer, simplex_rows
 from ._registry import register
-from .concept_mixture import (
-    as_float_array,
-    check_count,
-    check_label_noise,
-    check_simplex,
-    enumerated_posterior,
-    label_channel,
-)
 
 
 def default_word_probs(num_classes: int, vocab: int, seed: int,
@@ -40,7 +33,7 @@ def default_word_probs(num_classes: int, vocab: int, seed: int,
 
 
 @register
-class UnigramMixture(ExchangeableModel):
+class UnigramMixture(FiniteMixture):
     """A mixture of unigram (bag-of-words) models, one topic per sequence.
 
     Args:
@@ -62,49 +55,27 @@ class UnigramMixture(ExchangeableModel):
                  word_probs: Any = None, param_seed: int = 0,
                  label_noise: float = 0.1) -> None:
         n = self.name
-        wp = None if word_probs is None else as_float_array(n, "word_probs", word_probs)
-        if K is None:
-            K = wp.shape[0] if wp is not None and wp.ndim == 2 else 3
-        K = check_count(n, "K", K, 1)
-        if V is None:
-            V = wp.shape[-1] if wp is not None and wp.ndim == 2 else 20
-        V = check_count(n, "V", V, 1)
-        param_seed = check_count(n, "param_seed", param_seed, 0)
-        w = check_simplex(n, "weights", np.full(K, 1.0 / K) if weights is None else weights,
-                          (K,), positive=True)
+        wp = None if word_probs is None else float_array(n, "word_probs", word_probs,
+                                                         require_finite=False)
+        K = integer(n, "K", size_from(wp, 0, K, 3), 1)
+        V = integer(n, "V", size_from(wp, -1, V, 20), 1)
+        param_seed = integer(n, "param_seed", param_seed, 0)
+        w = self.check_weights(weights, K)
         if wp is None:
             wp = default_word_probs(K, V, param_seed)
-        wp = check_simplex(n, "word_probs", wp, (K, V), positive=False)
-        super().__init__(K=K, V=V, weights=w.tolist(), word_probs=wp.tolist(),
-                         param_seed=param_seed, label_noise=check_label_noise(n, label_noise))
+        wp = simplex_rows(n, "word_probs", wp, (K, V), positive=False, dims="(K, V)")
+        super().__init__(K=K, V=V, weights=w, word_probs=wp.tolist(), param_seed=param_seed,
+                         label_noise=self.check_label_noise(label_noise))
         self.token_support = constraints.integer_interval(0, V - 1)
-        self.latent_shape = ()
-        self.token_shape = ()
-        self.target_shape = ()
 
-    def _channel(self) -> np.ndarray:
-        return label_channel(self.params["K"], self.params["label_noise"])
-
-    # Pyro program pieces ------------------------------------------------------
-    def pyro_prior(self, device=None):
-        return pdist.Categorical(probs=self.tensor(self.params["weights"], device))
-
+    # Pyro program pieces (prior and target: FiniteMixture) -------------------
     def pyro_likelihood(self, z):
         probs = self.tensor(self.params["word_probs"], z.device)[z.long()]  # (..., 1, V)
         return pdist.Categorical(probs=probs)
 
-    def pyro_target(self, z):
-        return pdist.Categorical(probs=self.tensor(self._channel(), z.device)[z.long()])
-
     # NumPyro twin -------------------------------------------------------------
-    def numpyro_prior(self):
-        return ndist.Categorical(probs=jnp.asarray(self.params["weights"]))
-
     def numpyro_likelihood(self, z):
         return ndist.Categorical(probs=jnp.asarray(self.params["word_probs"])[z])
-
-    def numpyro_target(self, z):
-        return ndist.Categorical(probs=jnp.asarray(self._channel())[z])
 
     # Exact posterior ----------------------------------------------------------
     def token_loglik(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,6 +99,4 @@ class UnigramMixture(ExchangeableModel):
             ModelInputError: bad tokens, or a sequence that has probability zero under
                 every topic (possible only when ``word_probs`` has zeros).
         """
-        x, mask = self.validate_tokens(x, mask)
-        log_w = self.tensor(self.params["weights"], x.device).log()
-        return enumerated_posterior(log_w, self.token_loglik(x), mask)
+        return self.enumerated_posterior(x, mask)

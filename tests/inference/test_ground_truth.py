@@ -216,3 +216,17 @@ def test_reference_does_not_change_global_state():
     assert bool(jax.config.jax_enable_x64) == x64_before
     assert torch.equal(rng, torch.random.get_rng_state())
     assert torch.get_default_dtype() == dtype
+
+
+def test_gate_requires_four_chains():
+    m = models.get("beta-bernoulli")
+    x = m.simulate(1, 10, seed=0).x
+    ref = inference.reference_posterior(m, x, method="nuts", num_chains=2, num_samples=1000,
+                                        num_warmup=500, seed=0)
+    assert float(ref.diagnostics["ess_bulk"].min()) > 400  # would pass on ESS alone
+    assert not ref.converged
+    with pytest.raises(UnconvergedReferenceError, match="ran 2 chains"):
+        ref.mean()
+    one = inference.reference_posterior(m, x, method="nuts", num_chains=1, num_samples=50,
+                                        num_warmup=50, seed=0)
+    assert not one.converged and one.diagnostics["r_hat"].isna().all()

@@ -240,3 +240,9 @@ def test_log_joint_rejects_targets_outside_support(name):
         return
     with pytest.raises(ModelInputError, match="target support"):
         m.log_joint(b.z, b.x, bad)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("inf"), float("nan"), "abc"])
+def test_beta_bernoulli_rejects_bad_hyperparameters(bad):
+    with pytest.raises(ModelInputError, match="beta-bernoulli"):
+        models.get("beta-bernoulli", a=bad)

@@ -1,0 +1,54 @@
+"""Every notebook runs top to bottom at small sizes, and its committed copy is executed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
+
+# Small sizes CI injects after each notebook's parameters cell (papermill style).
+SMALL = {
+    "quickstart.ipynb": {"NUM_SEQUENCES": 2, "SEQ_LEN": 16, "NUM_SAMPLES": 500},
+}
+
+
+def _parameters_cell(nb) -> int:
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "a notebook needs exactly one cell tagged 'parameters'"
+    return tagged[0]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/ holds no .ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebook_is_executed_without_errors(path):
+    nb = nbformat.read(path, as_version=4)
+    _parameters_cell(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in code]
+    assert None not in counts, f"{path.name}: unexecuted cells; run it before committing"
+    assert counts == sorted(counts), f"{path.name}: cells were not run top to bottom"
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_top_to_bottom_at_small_size(path, tmp_path):
+    nb = nbformat.read(path, as_version=4)
+    overrides = SMALL.get(path.name)
+    assert overrides, f"add small CI sizes for {path.name} to SMALL in this test"
+    source = "\n".join(f"{k} = {v!r}" for k, v in overrides.items())
+    nb.cells.insert(_parameters_cell(nb) + 1, nbformat.v4.new_code_cell(source))
+    client = nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
