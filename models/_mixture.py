@@ -10,6 +10,7 @@ over the K classes. A subclass adds its likelihood hooks and ``token_loglik``.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import jax.numpy as jnp
@@ -105,9 +106,9 @@ class FiniteMixture(ExchangeableModel):
         return ndist.Categorical(probs=jnp.asarray(self._channel())[z])
 
     # Exact posterior ----------------------------------------------------------
+    @abc.abstractmethod
     def token_loglik(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x_i | z=k): validated tokens ``(B, L, *token_shape)`` -> ``(B, L, K)``."""
-        raise NotImplementedError
 
     def enumerated_posterior(self, x: Any, mask: Any = None) -> torch.distributions.Categorical:
         """p(z | x) by enumeration over the K classes with :meth:`token_loglik`.
