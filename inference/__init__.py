@@ -1,20 +1,69 @@
-"""bayesattn.inference: ground-truth posteriors.
+"""bayesattn.inference: ground-truth posteriors and amortized attention posteriors.
 
-``reference_posterior(model, x, method="auto"|"exact"|"nuts"|"pyro-nuts")`` returns a
-:class:`Reference` with draws, mean, log_prob (exact only), ArviZ ``idata``,
-per-dataset ``diagnostics`` and a ``converged`` gate.
+Ground truth:
+    ``reference_posterior(model, x, method="auto"|"exact"|"nuts"|"pyro-nuts")`` returns a
+    :class:`Reference` with draws, mean, log_prob (exact only), ArviZ ``idata``,
+    per-dataset ``diagnostics`` and a ``converged`` gate.
+
+Amortized inference:
+    :class:`AmortizedPosterior` (a set encoder - Set Transformer, transformer without
+    positional encoding, or DeepSets - plus a posterior head) and :func:`train`.
+    ``bayesattn.inference.oracle`` holds paper 1's hand-set attention (CME attention,
+    the concept-mixture oracle).
+
+Attention building blocks:
+    :class:`MultiHeadAttention` with pluggable kernels (``make_kernel``,
+    ``register_kernel``), the encoders (``make_encoder``) and heads (``make_head``).
 """
 
+from . import oracle
+from ._amortized import AmortizedPosterior
+from ._attention import (
+    AttentionConfig,
+    AttentionKernel,
+    CMEKernel,
+    GaussianKernel,
+    LogitKernel,
+    MultiHeadAttention,
+    SoftmaxKernel,
+    kernel_names,
+    make_kernel,
+    register_kernel,
+)
 from ._diagnostics import DEFAULT_GATE, ConvergenceGate, per_dataset_diagnostics
+from ._encoders import DeepSets, SetTransformer, TransformerEncoder, make_encoder
 from ._ground_truth import METHODS, reference_posterior
+from ._heads import PosteriorHead, make_head
 from ._reference import Reference, UnconvergedReferenceError
+from ._train import TrainingDivergedError, TrainResult, train
 
 __all__ = [
     "DEFAULT_GATE",
     "METHODS",
+    "AmortizedPosterior",
+    "AttentionConfig",
+    "AttentionKernel",
+    "CMEKernel",
     "ConvergenceGate",
+    "DeepSets",
+    "GaussianKernel",
+    "LogitKernel",
+    "MultiHeadAttention",
+    "PosteriorHead",
     "Reference",
+    "SetTransformer",
+    "SoftmaxKernel",
+    "TrainResult",
+    "TrainingDivergedError",
+    "TransformerEncoder",
     "UnconvergedReferenceError",
+    "kernel_names",
+    "make_encoder",
+    "make_head",
+    "make_kernel",
+    "oracle",
     "per_dataset_diagnostics",
     "reference_posterior",
+    "register_kernel",
+    "train",
 ]

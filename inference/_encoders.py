@@ -1,0 +1,333 @@
+"""Permutation-invariant set encoders: ``(x (B, L, in_dim), mask (B, L)) -> (B, out_dim)``.
+
+* :class:`SetTransformer` (Lee et al. 2019): SAB or ISAB blocks, pooled by PMA.
+* :class:`TransformerEncoder`: pre-norm transformer layers without positional encoding,
+  pooled by a masked mean, PMA or a learned CLS token.
+* :class:`DeepSets`: per-token MLP, masked mean (and/or sum) pooling, MLP; no attention.
+
+Padded tokens (mask False) are masked out of every attention and every pooling step, so
+they never change the output; with no positional encoding every encoder is invariant to
+permutations of the real tokens. Blocks use pre-norm residuals (``x + f(LN(x))``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ._attention import (
+    AttentionConfig,
+    AttentionInputError,
+    MultiHeadAttention,
+    check_mask,
+    check_tokens,
+)
+
+
+def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean over real tokens: x ``(B, L, d)``, mask bool ``(B, L)`` or None -> ``(B, d)``."""
+    if mask is None:
+        return x.mean(dim=1)
+    keep = mask[..., None]  # (B, L, 1)
+    total = torch.where(keep, x, 0.0).sum(dim=1)  # (B, d)
+    return total / keep.sum(dim=1).to(x.dtype)
+
+
+def masked_sum(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Sum over real tokens: x ``(B, L, d)``, mask bool ``(B, L)`` or None -> ``(B, d)``."""
+    return x.sum(dim=1) if mask is None else torch.where(mask[..., None], x, 0.0).sum(dim=1)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise AttentionInputError(f"{name} must be a positive int; got {value!r}.")
+    return value
+
+
+def _choice(value: Any, name: str, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise AttentionInputError(f"{name} must be one of {options}; got {value!r}.")
+    return value
+
+
+# ----------------------------------------------------------------------------- blocks
+class FeedForward(nn.Module):
+    """Token-wise MLP ``dim -> ff_mult*dim -> dim`` with GELU; x ``(B, N, dim)``."""
+
+    def __init__(self, dim: int, ff_mult: int = 4, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, ff_mult * dim), nn.GELU(),
+                                 nn.Linear(ff_mult * dim, dim), nn.Dropout(dropout))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class MAB(nn.Module):
+    """Pre-norm multihead attention block: ``H = X + Attn(LN(X), LN(Y))``,
+    ``out = H + FF(LN(H))``.
+
+    Args:
+        dim: Token width.
+        num_heads: Attention heads.
+        kernel: Attention kernel name; kernel_kwargs are passed to it.
+        dropout: Dropout in attention and feed-forward.
+        ff_mult: Hidden width factor of the feed-forward.
+        self_attention: Attend over X itself (``y=None``) with one shared norm.
+    """
+
+    def __init__(self, dim: int, num_heads: int, kernel: str = "softmax", *,
+                 kernel_kwargs: dict[str, Any] | None = None, dropout: float = 0.0,
+                 ff_mult: int = 4, self_attention: bool = False) -> None:
+        super().__init__()
+        self.norm_q = nn.LayerNorm(dim)
+        self.norm_kv = None if self_attention else nn.LayerNorm(dim)
+        self.attn = MultiHeadAttention(AttentionConfig(
+            dim, num_heads, kernel, dropout=dropout, kernel_kwargs=dict(kernel_kwargs or {})))
+        self.norm_ff = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim, ff_mult, dropout)
+
+    def forward(self, x: Tensor, y: Tensor | None, y_mask: Tensor | None) -> Tensor:
+        """x ``(B, N, dim)`` attends over y ``(B, L, dim)`` (None: self-attention) with
+        y_mask bool ``(B, L)``; returns ``(B, N, dim)``."""
+        if (y is None) != (self.norm_kv is None):
+            raise AttentionInputError("a MAB built with self_attention=True takes y=None; "
+                                      "one built without it needs a context y.")
+        xn = self.norm_q(x)
+        yn = xn if y is None else self.norm_kv(y)
+        h = x + self.attn(xn, yn, y_mask)
+        return h + self.ff(self.norm_ff(h))
+
+
+class SAB(nn.Module):
+    """Set attention block ``MAB(X, X)``: x ``(B, L, dim)``, mask ``(B, L)`` -> ``(B, L, dim)``.
+    Args as in :class:`MAB`."""
+
+    def __init__(self, dim: int, num_heads: int, kernel: str = "softmax", **kw: Any) -> None:
+        super().__init__()
+        self.mab = MAB(dim, num_heads, kernel, self_attention=True, **kw)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        return self.mab(x, None, mask)
+
+
+class ISAB(nn.Module):
+    """Induced set attention block: ``H = MAB(I, X)`` with m learned inducing points, then
+    ``MAB(X, H)``. Cost O(L m) instead of O(L^2). x ``(B, L, dim)``, mask ``(B, L)`` ->
+    ``(B, L, dim)``. Args as in :class:`MAB`, plus ``num_inducing`` (m)."""
+
+    def __init__(self, dim: int, num_heads: int, num_inducing: int = 16,
+                 kernel: str = "softmax", **kw: Any) -> None:
+        super().__init__()
+        m = _positive_int(num_inducing, "num_inducing")
+        self.inducing = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, m, dim)))
+        self.mab_in = MAB(dim, num_heads, kernel, **kw)
+        self.mab_out = MAB(dim, num_heads, kernel, **kw)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        inducing = self.inducing.expand(x.shape[0], -1, -1)  # (1, m, dim) -> (B, m, dim)
+        h = self.mab_in(inducing, x, mask)  # (B, m, dim): only real tokens as keys
+        return self.mab_out(x, h, None)  # (B, L, dim): every inducing point is real
+
+
+class PMA(nn.Module):
+    """Pooling by multihead attention: k learned seeds attend over the set.
+    x ``(B, L, dim)``, mask ``(B, L)`` -> ``(B, k, dim)``. Args as in :class:`MAB`, plus
+    ``num_seeds`` (k)."""
+
+    def __init__(self, dim: int, num_heads: int, num_seeds: int = 1,
+                 kernel: str = "softmax", **kw: Any) -> None:
+        super().__init__()
+        k = _positive_int(num_seeds, "num_seeds")
+        self.seeds = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, k, dim)))
+        self.mab = MAB(dim, num_heads, kernel, **kw)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        seeds = self.seeds.expand(x.shape[0], -1, -1)  # (1, k, dim) -> (B, k, dim)
+        return self.mab(seeds, x, mask)
+
+
+# ----------------------------------------------------------------------------- encoders
+class SetEncoder(nn.Module):
+    """Base of the set encoders: validates ``(x, mask)`` and calls ``encode``.
+
+    Attributes:
+        in_dim: Token features expected in ``x``.
+        out_dim: Width of the pooled representation.
+    """
+
+    in_dim: int
+    out_dim: int
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Pooled representation.
+
+        Args:
+            x: Tokens, float ``(B, L, in_dim)``.
+            mask: Bool ``(B, L)``, True = real token; None = all real.
+
+        Returns:
+            Tensor of shape ``(B, out_dim)``.
+        """
+        check_tokens(x, "x", self.in_dim)
+        mask = check_mask(mask, x.shape[0], x.shape[1], "mask")
+        return self.encode(x, mask)
+
+    def encode(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+
+class SetTransformer(SetEncoder):
+    """Set Transformer: linear embedding, ``num_blocks`` SAB/ISAB blocks, PMA pooling.
+
+    Args:
+        in_dim: Token features.
+        dim: Model width (divisible by num_heads).
+        num_heads: Attention heads.
+        num_blocks: Number of SAB/ISAB blocks.
+        block: ``"sab"`` (O(L^2)) or ``"isab"`` (O(L m)).
+        num_inducing: Inducing points m of an ISAB.
+        kernel: Attention kernel name; kernel_kwargs are passed to it.
+        num_seeds: PMA seeds k; ``out_dim = k * dim``.
+        dropout: Dropout in attention and feed-forward layers.
+        ff_mult: Hidden width factor of the feed-forward layers.
+    """
+
+    def __init__(self, in_dim: int, dim: int = 64, num_heads: int = 4, num_blocks: int = 2,
+                 block: str = "sab", num_inducing: int = 16, kernel: str = "softmax", *,
+                 num_seeds: int = 1, dropout: float = 0.0, ff_mult: int = 4,
+                 kernel_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.in_dim = _positive_int(in_dim, "in_dim")
+        _choice(block, "block", ("sab", "isab"))
+        kw = dict(kernel_kwargs=kernel_kwargs, dropout=dropout, ff_mult=ff_mult)
+        self.embed = nn.Linear(in_dim, dim)
+        self.blocks = nn.ModuleList(
+            SAB(dim, num_heads, kernel, **kw) if block == "sab"
+            else ISAB(dim, num_heads, num_inducing, kernel, **kw)
+            for _ in range(_positive_int(num_blocks, "num_blocks")))
+        self.pool = PMA(dim, num_heads, num_seeds, kernel, **kw)
+        self.norm = nn.LayerNorm(dim)
+        self.out_dim = num_seeds * dim
+
+    def encode(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        h = self.embed(x)  # (B, L, dim)
+        for blk in self.blocks:
+            h = blk(h, mask)
+        s = self.norm(self.pool(h, mask))  # (B, k, dim)
+        return s.reshape(s.shape[0], self.out_dim)  # (B, k, dim) -> (B, k * dim)
+
+
+class TransformerEncoder(SetEncoder):
+    """Pre-norm transformer encoder without positional encoding, then pooling.
+
+    Args:
+        in_dim: Token features.
+        dim: Model width (divisible by num_heads); ``out_dim = dim``.
+        num_heads: Attention heads.
+        num_layers: Encoder layers.
+        pooling: ``"mean"`` (masked mean), ``"pma"`` (one PMA seed) or ``"cls"`` (a learned
+            token prepended as real and read out).
+        kernel: Attention kernel name; kernel_kwargs are passed to it.
+        dropout: Dropout in attention and feed-forward layers.
+        ff_mult: Hidden width factor of the feed-forward layers.
+    """
+
+    def __init__(self, in_dim: int, dim: int = 64, num_heads: int = 4, num_layers: int = 2,
+                 pooling: str = "mean", kernel: str = "softmax", *, dropout: float = 0.0,
+                 ff_mult: int = 4, kernel_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.in_dim = _positive_int(in_dim, "in_dim")
+        self.pooling = _choice(pooling, "pooling", ("mean", "pma", "cls"))
+        kw = dict(kernel_kwargs=kernel_kwargs, dropout=dropout, ff_mult=ff_mult)
+        self.embed = nn.Linear(in_dim, dim)
+        if pooling == "cls":
+            self.cls = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, 1, dim)))
+        self.layers = nn.ModuleList(SAB(dim, num_heads, kernel, **kw)
+                                    for _ in range(_positive_int(num_layers, "num_layers")))
+        self.pma = PMA(dim, num_heads, 1, kernel, **kw) if pooling == "pma" else None
+        self.norm = nn.LayerNorm(dim)
+        self.out_dim = dim
+
+    def encode(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        h = self.embed(x)  # (B, L, dim)
+        B = h.shape[0]
+        if self.pooling == "cls":
+            h = torch.cat([self.cls.expand(B, -1, -1), h], dim=1)  # (B, 1 + L, dim)
+            if mask is not None:
+                real = torch.ones(B, 1, dtype=torch.bool, device=mask.device)
+                mask = torch.cat([real, mask], dim=1)  # (B, 1 + L)
+        for layer in self.layers:
+            h = layer(h, mask)
+        if self.pooling == "mean":
+            pooled = masked_mean(h, mask)  # (B, dim)
+        elif self.pooling == "cls":
+            pooled = h[:, 0]  # (B, dim)
+        else:
+            pooled = self.pma(h, mask)[:, 0]  # (B, 1, dim) -> (B, dim)
+        return self.norm(pooled)
+
+
+def _mlp(d_in: int, d_hidden: int, d_out: int, num_layers: int) -> nn.Sequential:
+    dims = [d_in] + [d_hidden] * (num_layers - 1) + [d_out]
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < num_layers - 1:
+            layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+class DeepSets(SetEncoder):
+    """DeepSets: ``rho(pool_i phi(x_i))``, the no-attention baseline.
+
+    Args:
+        in_dim: Token features.
+        dim: Hidden and output width; ``out_dim = dim``.
+        num_layers: Linear layers in each of phi and rho.
+        pooling: ``"mean"``, ``"sum"`` or ``"mean+sum"`` (both, concatenated) over real
+            tokens.
+    """
+
+    def __init__(self, in_dim: int, dim: int = 64, num_layers: int = 2,
+                 pooling: str = "mean") -> None:
+        super().__init__()
+        self.in_dim = _positive_int(in_dim, "in_dim")
+        self.out_dim = _positive_int(dim, "dim")
+        n = _positive_int(num_layers, "num_layers")
+        self.pooling = _choice(pooling, "pooling", ("mean", "sum", "mean+sum"))
+        self.phi = nn.Sequential(_mlp(in_dim, dim, dim, n), nn.GELU())
+        self.rho = _mlp(dim * (2 if pooling == "mean+sum" else 1), dim, dim, n)
+
+    def encode(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        h = self.phi(x)  # (B, L, dim)
+        pooled = [masked_mean(h, mask)] if "mean" in self.pooling else []
+        if "sum" in self.pooling:
+            pooled.append(masked_sum(h, mask))
+        return self.rho(torch.cat(pooled, dim=-1))  # (B, dim or 2 dim) -> (B, dim)
+
+
+ENCODERS: dict[str, type[SetEncoder]] = {
+    "set-transformer": SetTransformer,
+    "transformer": TransformerEncoder,
+    "deepsets": DeepSets,
+}
+
+
+def make_encoder(name: str, in_dim: int, **cfg: Any) -> SetEncoder:
+    """Build a set encoder by name (``"set-transformer"``, ``"transformer"``, ``"deepsets"``).
+
+    Args:
+        name: Encoder name.
+        in_dim: Token features of ``x`` ``(B, L, in_dim)``.
+        **cfg: Keyword arguments of the encoder class (e.g. ``dim``, ``num_heads``).
+
+    Returns:
+        A :class:`SetEncoder` mapping ``(x, mask)`` to ``(B, out_dim)``.
+    """
+    if name not in ENCODERS:
+        raise AttentionInputError(f"unknown encoder {name!r}; expected one of "
+                                  f"{sorted(ENCODERS)}.")
+    return ENCODERS[name](in_dim, **cfg)

@@ -1,0 +1,479 @@
+"""Posterior heads: a pooled representation ``h`` of shape (B, F) -> a distribution over z.
+
+A head is an MLP (float32) from ``h`` to the parameters of a distribution with
+batch_shape ``(B,)`` and event_shape ``model.latent_shape`` whose samples always lie
+in ``model.latent_support``. Native heads use the family that lives on the support
+(Categorical, Dirichlet, Beta, Gamma); the generic continuous heads (Gaussian
+diagonal / full / mixture and a Pyro conditional normalizing flow) are built on the
+unconstrained space and pushed through ``biject_to(model.latent_support)``, so the
+log density includes the Jacobian.
+
+>>> from bayesattn import models
+>>> head = make_head(models.get("normal-inverse-gamma"), in_dim=32)
+>>> q = head(torch.zeros(8, 32))          # batch_shape (8,), event_shape (2,)
+
+The returned distributions cast floating values to float32 in ``log_prob``, so the
+float64 ``z`` of ``model.simulate`` can be scored directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import pyro.distributions as pdist
+import torch
+import torch.nn.functional as F
+from pyro.distributions import transforms as ptransforms
+from torch import nn
+from torch.distributions import biject_to, constraints
+from torch.distributions.transforms import AffineTransform, ReshapeTransform
+
+KINDS = (
+    "categorical", "dirichlet", "beta", "gamma",
+    "gaussian-diag", "gaussian-full", "gaussian-mixture", "flow",
+)
+_GENERIC = ("gaussian-diag", "gaussian-full", "gaussian-mixture", "flow")
+_NATIVE = {"discrete": "categorical", "simplex": "dirichlet", "unit": "beta", "positive": "gamma"}
+_COMMON_CFG = {"hidden", "depth", "min_scale", "seed"}
+_EXTRA_CFG = {"gaussian-mixture": {"components", "covariance"},
+              "flow": {"num_layers", "count_bins", "bound"}}
+_DTYPE = torch.float32
+
+
+class HeadError(ValueError):
+    """A head kind, configuration or input that does not fit; the message says how to fix it."""
+
+
+# ---------------------------------------------------------------- distributions
+class _Float32Values:
+    """Mixin: ``log_prob`` casts floating values (e.g. float64 ground truth) to float32."""
+
+    def log_prob(self, value):
+        if torch.is_tensor(value) and value.is_floating_point() and value.dtype != _DTYPE:
+            value = value.to(_DTYPE)
+        return super().log_prob(value)
+
+
+def _f32(cls: type) -> type:
+    """``cls`` with the float32-casting ``log_prob`` (picklable: named like its module global)."""
+    name = "_" + cls.__name__
+    return type(name, (_Float32Values, cls), {"__module__": __name__, "__qualname__": name})
+
+
+_Independent, _Normal, _Gamma, _MultivariateNormal, _MixtureSameFamily, _TransformedDistribution = (
+    _f32(c) for c in (pdist.Independent, pdist.Normal, pdist.Gamma, pdist.MultivariateNormal,
+                      pdist.MixtureSameFamily, pdist.TransformedDistribution)
+)
+
+
+class _Beta(_Float32Values, pdist.Beta):
+    """Beta whose samples are clamped to [eps, 1 - eps]: never exactly 0 or 1 in float32."""
+
+    def rsample(self, sample_shape=()):
+        x = super().rsample(sample_shape)
+        eps = torch.finfo(x.dtype).eps
+        return x.clamp(eps, 1.0 - eps)
+
+
+class _Dirichlet(_Float32Values, pdist.Dirichlet):
+    """Dirichlet whose sampled components are never exactly 0 in float32."""
+
+    def rsample(self, sample_shape=()):
+        x = super().rsample(sample_shape).clamp(min=torch.finfo(_DTYPE).tiny)
+        return x / x.sum(-1, keepdim=True)
+
+
+# ---------------------------------------------------------------- supports
+def _support_family(support: constraints.Constraint) -> str:
+    """One of 'discrete', 'simplex', 'unit', 'positive', 'real' or 'other' (continuous)."""
+    base = support
+    while isinstance(base, constraints.independent):
+        base = base.base_constraint
+    if support.is_discrete or base.is_discrete:
+        return "discrete"
+    if isinstance(base, type(constraints.simplex)):
+        return "simplex"
+    if isinstance(base, type(constraints.real)):
+        return "real"
+    if isinstance(base, constraints.interval) and _is(base.lower_bound, 0) and _is(
+        base.upper_bound, 1
+    ):
+        return "unit"
+    if isinstance(base, (constraints.greater_than, constraints.greater_than_eq)) and _is(
+        base.lower_bound, 0
+    ):
+        return "positive"
+    return "other"
+
+
+def _is(bound: Any, value: float) -> bool:
+    """True when the (scalar) ``bound`` equals ``value``."""
+    t = torch.as_tensor(bound)
+    return t.numel() == 1 and float(t) == value
+
+
+def _model_facts(model: Any) -> tuple[tuple[int, ...], constraints.Constraint]:
+    try:
+        shape, support = tuple(int(s) for s in model.latent_shape), model.latent_support
+    except AttributeError as err:
+        raise TypeError(
+            "expected a bayesattn model (with latent_shape and latent_support); got "
+            f"{type(model).__name__}. Pass e.g. bayesattn.models.get('normal-mean')."
+        ) from err
+    if not isinstance(support, constraints.Constraint):
+        raise TypeError(f"model.latent_support must be a torch Constraint; got {support!r}.")
+    return shape, support
+
+
+def _categorical_ok(shape: tuple[int, ...], support: constraints.Constraint) -> bool:
+    return (shape == () and isinstance(support, constraints.integer_interval)
+            and _is(support.lower_bound, 0))
+
+
+def fitting_kinds(model: Any) -> tuple[str, ...]:
+    """Head kinds that fit ``model``'s latent (``"auto"`` always fits when this is non-empty)."""
+    shape, support = _model_facts(model)
+    family = _support_family(support)
+    if family == "discrete":
+        return ("categorical",) if _categorical_ok(shape, support) else ()
+    return ((_NATIVE[family],) if family in _NATIVE else ()) + _GENERIC
+
+
+def unconstrained_shape(model: Any) -> tuple[int, ...]:
+    """Shape of ``biject_to(model.latent_support).inv(z)`` for one z (e.g. (K-1,) for a simplex)."""
+    shape, support = _model_facts(model)
+    if support.is_discrete:
+        raise HeadError(f"a discrete latent (support {support}) has no unconstrained space.")
+    return tuple(biject_to(support).inverse_shape(torch.Size(shape)))
+
+
+def unconstrained_dim(model: Any) -> int:
+    """Number of unconstrained real coordinates of one z, e.g. K-1 for a K-simplex."""
+    return math.prod(unconstrained_shape(model))
+
+
+# ---------------------------------------------------------------- heads
+def _check_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise HeadError(f"{name} must be an int >= 1; got {value!r}.")
+    return value
+
+
+def _softplus_inv(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+def _mlp(in_dim: int, hidden: int, depth: int, out_dim: int, bias: torch.Tensor) -> nn.Sequential:
+    """MLP in_dim -> hidden (x depth, GELU) -> out_dim with a small last layer and given bias."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden, dtype=_DTYPE), nn.GELU()]
+        width = hidden
+    last = nn.Linear(width, out_dim, dtype=_DTYPE)
+    with torch.no_grad():
+        last.weight.mul_(0.1)
+        last.bias.copy_(bias)
+    return nn.Sequential(*layers, last)
+
+
+def _positive(raw: torch.Tensor, floor: float) -> torch.Tensor:
+    return F.softplus(raw) + floor
+
+
+def _scale_tril(diag_raw: torch.Tensor, off_raw: torch.Tensor, floor: float) -> torch.Tensor:
+    """Lower-Cholesky factor (..., d, d): softplus diagonal + floor, free strictly-lower part."""
+    d = diag_raw.shape[-1]
+    tril = torch.diag_embed(_positive(diag_raw, floor))
+    if d > 1:
+        rows, cols = torch.tril_indices(d, d, offset=-1, device=diag_raw.device)
+        lower = torch.zeros_like(tril)
+        lower[..., rows, cols] = off_raw
+        tril = tril + lower
+    return tril
+
+
+class PosteriorHead(nn.Module):
+    """Base class: ``forward(h (B, F)) -> Distribution`` (batch_shape (B,), event latent_shape).
+
+    Attributes:
+        kind: The head kind (one of ``KINDS``).
+        in_dim: F, the width of ``h``.
+        latent_shape: Event shape of z.
+        support: ``model.latent_support``; samples always lie in it.
+    """
+
+    kind: str = ""
+
+    def __init__(self, in_dim: int, latent_shape: tuple[int, ...], support, *, hidden: int = 64,
+                 depth: int = 1, min_scale: float = 1e-3, seed: int | None = None) -> None:
+        super().__init__()
+        self.in_dim, self.latent_shape, self.support = in_dim, tuple(latent_shape), support
+        self.hidden, self.depth, self.min_scale, self.seed = hidden, depth, float(min_scale), seed
+        self.family = _support_family(support)
+        self.unc_shape = (() if support.is_discrete
+                          else tuple(biject_to(support).inverse_shape(torch.Size(latent_shape))))
+        self.unc_dim = math.prod(self.unc_shape)
+
+    def forward(self, h: torch.Tensor) -> torch.distributions.Distribution:
+        """q(z | h).
+
+        Args:
+            h: Pooled representation, shape (B, in_dim), any floating dtype (cast to float32).
+
+        Returns:
+            A Distribution with batch_shape (B,) and event_shape ``latent_shape``.
+        """
+        if not torch.is_tensor(h) or not h.is_floating_point():
+            raise TypeError(f"h must be a floating torch.Tensor of shape (B, {self.in_dim}); got "
+                            f"{type(h).__name__} {getattr(h, 'dtype', '')}. Use h.float().")
+        if h.ndim != 2 or h.shape[1] != self.in_dim or h.shape[0] < 1:
+            raise HeadError(f"h must have shape (B, {self.in_dim}) with B >= 1; got "
+                            f"{tuple(h.shape)}. Pool tokens first (e.g. net.represent(x)).")
+        fp32 = (torch.autocast(h.device.type, enabled=False) if h.device.type in ("cpu", "cuda")
+                else contextlib.nullcontext())
+        with fp32:
+            return self._distribution(h.to(_DTYPE))
+
+    def _distribution(self, h: torch.Tensor) -> torch.distributions.Distribution:
+        raise NotImplementedError
+
+    def _push(self, base: torch.distributions.Distribution, flat: bool):
+        """Send ``base`` on R^unc (event (unc_dim,) when ``flat``) through biject_to(support)."""
+        ts = []
+        if flat and self.unc_shape != (self.unc_dim,):
+            ts.append(ReshapeTransform(torch.Size([self.unc_dim]), torch.Size(self.unc_shape)))
+        if self.family != "real":
+            ts.append(biject_to(self.support))
+        return _TransformedDistribution(base, ts) if ts else base
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, in_dim={self.in_dim}, latent_shape={self.latent_shape}"
+
+
+class CategoricalHead(PosteriorHead):
+    """K logits -> Categorical over {0..K-1}."""
+    kind = "categorical"
+
+    def __init__(self, in_dim, latent_shape, support, **cfg):
+        super().__init__(in_dim, latent_shape, support, **cfg)
+        self.num_classes = int(support.upper_bound) + 1
+        self.net = _mlp(in_dim, self.hidden, self.depth, self.num_classes,
+                        torch.zeros(self.num_classes))
+
+    def _distribution(self, h):
+        return pdist.Categorical(logits=self.net(h))
+
+
+class _ElementwiseHead(PosteriorHead):
+    """Two positive parameters per latent element (Beta, Gamma); initialised at (1, 1)."""
+
+    def __init__(self, in_dim, latent_shape, support, **cfg):
+        super().__init__(in_dim, latent_shape, support, **cfg)
+        n = 2 * math.prod(self.latent_shape)
+        self.net = _mlp(in_dim, self.hidden, self.depth, n,
+                        torch.full((n,), _softplus_inv(1.0 - self.min_scale)))
+
+    def _distribution(self, h):
+        p = _positive(self.net(h), self.min_scale).view(h.shape[0], 2, *self.latent_shape)
+        d = self._dist_cls(p[:, 0], p[:, 1])
+        return _Independent(d, len(self.latent_shape)) if self.latent_shape else d
+
+
+class BetaHead(_ElementwiseHead):
+    """Two positive concentrations -> Beta on (0, 1); samples never hit 0 or 1 exactly."""
+    kind = "beta"
+    _dist_cls = staticmethod(_Beta)
+
+
+class GammaHead(_ElementwiseHead):
+    """Positive (concentration, rate) -> Gamma on (0, inf)."""
+    kind = "gamma"
+    _dist_cls = staticmethod(_Gamma)
+
+
+class DirichletHead(PosteriorHead):
+    """K positive concentrations (softplus + floor, initialised at 1) -> Dirichlet."""
+    kind = "dirichlet"
+
+    def __init__(self, in_dim, latent_shape, support, **cfg):
+        super().__init__(in_dim, latent_shape, support, **cfg)
+        k = self.latent_shape[-1]
+        self.net = _mlp(in_dim, self.hidden, self.depth, k,
+                        torch.full((k,), _softplus_inv(1.0 - self.min_scale)))
+
+    def _distribution(self, h):
+        return _Dirichlet(_positive(self.net(h), self.min_scale))
+
+
+class GaussianDiagHead(PosteriorHead):
+    """Normal(loc, softplus scale).to_event on the unconstrained space, then biject_to."""
+    kind = "gaussian-diag"
+
+    def __init__(self, in_dim, latent_shape, support, **cfg):
+        super().__init__(in_dim, latent_shape, support, **cfg)
+        d = self.unc_dim
+        bias = torch.cat([torch.zeros(d), torch.full((d,), _softplus_inv(1.0))])
+        self.net = _mlp(in_dim, self.hidden, self.depth, 2 * d, bias)
+
+    def _distribution(self, h):
+        loc, raw = self.net(h).view(h.shape[0], 2, *self.unc_shape).unbind(1)
+        base = _Normal(loc, _positive(raw, self.min_scale))
+        if self.unc_shape:
+            base = _Independent(base, len(self.unc_shape))
+        return self._push(base, flat=False)
+
+
+class GaussianFullHead(PosteriorHead):
+    """MultivariateNormal(loc, scale_tril) on R^unc_dim, then reshape and biject_to."""
+    kind = "gaussian-full"
+
+    def __init__(self, in_dim, latent_shape, support, **cfg):
+        super().__init__(in_dim, latent_shape, support, **cfg)
+        d = self.unc_dim
+        n_off = d * (d - 1) // 2
+        bias = torch.cat([torch.zeros(d), torch.full((d,), _softplus_inv(1.0)), torch.zeros(n_off)])
+        self.net = _mlp(in_dim, self.hidden, self.depth, 2 * d + n_off, bias)
+
+    def _distribution(self, h):
+        d = self.unc_dim
+        loc, diag, off = self.net(h).split([d, d, d * (d - 1) // 2], dim=-1)
+        tril = _scale_tril(diag, off, self.min_scale)
+        return self._push(_MultivariateNormal(loc, scale_tril=tril), flat=True)
+
+
+class GaussianMixtureHead(PosteriorHead):
+    """Mixture of ``components`` diagonal or full Gaussians on R^unc_dim, then biject_to."""
+    kind = "gaussian-mixture"
+
+    def __init__(self, in_dim, latent_shape, support, *, components: int = 3,
+                 covariance: str = "diag", **cfg):
+        super().__init__(in_dim, latent_shape, support, **cfg)
+        _check_int("components", components)
+        if covariance not in ("diag", "full"):
+            raise HeadError(f"covariance must be 'diag' or 'full'; got {covariance!r}.")
+        self.components, self.covariance = components, covariance
+        m, d = components, self.unc_dim
+        self._sizes = [m, m * d, m * d, m * d * (d - 1) // 2 if covariance == "full" else 0]
+        spread = torch.linspace(-1.0, 1.0, m) if m > 1 else torch.zeros(1)
+        bias = torch.cat([torch.zeros(m), spread.repeat_interleave(d),
+                          torch.full((m * d,), _softplus_inv(1.0)), torch.zeros(self._sizes[3])])
+        self.net = _mlp(in_dim, self.hidden, self.depth, sum(self._sizes), bias)
+
+    def _distribution(self, h):
+        b, m, d = h.shape[0], self.components, self.unc_dim
+        logits, loc, diag, off = self.net(h).split(self._sizes, dim=-1)
+        loc, diag = loc.view(b, m, d), diag.view(b, m, d)
+        if self.covariance == "full":
+            tril = _scale_tril(diag, off.view(b, m, -1), self.min_scale)
+            comp = _MultivariateNormal(loc, scale_tril=tril)
+        else:
+            comp = _Independent(pdist.Normal(loc, _positive(diag, self.min_scale)), 1)
+        mix = _MixtureSameFamily(pdist.Categorical(logits=logits), comp)
+        return self._push(mix, flat=True)
+
+
+class FlowHead(PosteriorHead):
+    """Pyro conditional normalizing flow on R^unc_dim conditioned on h, then biject_to.
+
+    Base N(0, I) -> ``num_layers`` x [conditional affine coupling, reversal permutation]
+    (dim >= 2) or conditional splines (dim 1) -> a final conditional spline (dim >= 2)
+    -> affine(loc(h), scale(h)) -> reshape -> biject_to(support).
+    """
+    kind = "flow"
+
+    def __init__(self, in_dim, latent_shape, support, *, num_layers: int = 2,
+                 count_bins: int = 8, bound: float = 5.0, **cfg):
+        super().__init__(in_dim, latent_shape, support, **cfg)
+        _check_int("num_layers", num_layers)
+        d, hid = self.unc_dim, [self.hidden, self.hidden]
+        if d == 1:
+            layers = [ptransforms.conditional_spline(1, in_dim, hid, count_bins, bound)
+                      for _ in range(num_layers)]
+        else:
+            layers = [ptransforms.conditional_affine_coupling(d, in_dim, hid)
+                      for _ in range(num_layers)]
+            layers.append(ptransforms.conditional_spline(d, in_dim, hid, count_bins, bound))
+        self.layers = nn.ModuleList(layers)
+        for layer in self.layers:  # start near the identity
+            last = [mod for mod in layer.modules() if isinstance(mod, nn.Linear)][-1]
+            with torch.no_grad():
+                last.weight.mul_(0.01)
+                last.bias.zero_()
+        self.register_buffer("perm", torch.arange(d - 1, -1, -1), persistent=False)
+        bias = torch.cat([torch.zeros(d), torch.full((d,), _softplus_inv(1.0))])
+        self.net = _mlp(in_dim, self.hidden, self.depth, 2 * d, bias)
+        self.to(_DTYPE)
+
+    def _distribution(self, h):
+        b, d = h.shape[0], self.unc_dim
+        loc, raw = self.net(h).split([d, d], dim=-1)
+        ts: list = []
+        for i, layer in enumerate(self.layers):
+            ts.append(layer)
+            if d > 1 and i < len(self.layers) - 1:
+                ts.append(ptransforms.Permute(self.perm))
+        ts.append(AffineTransform(loc, _positive(raw, self.min_scale), event_dim=1))
+        zero = h.new_zeros(b, d)
+        base = _Independent(pdist.Normal(zero, torch.ones_like(zero)), 1)
+        cond = pdist.ConditionalTransformedDistribution(base, ts).condition(h)
+        return self._push(_TransformedDistribution(cond.base_dist, cond.transforms), flat=True)
+
+
+_CLASSES = {cls.kind: cls for cls in (CategoricalHead, DirichletHead, BetaHead, GammaHead,
+                                      GaussianDiagHead, GaussianFullHead, GaussianMixtureHead,
+                                      FlowHead)}
+
+
+def make_head(model: Any, in_dim: int, kind: str = "auto", **cfg: Any) -> PosteriorHead:
+    """Build a posterior head for ``model``'s latent.
+
+    Args:
+        model: A bayesattn model (uses ``latent_shape`` and ``latent_support``).
+        in_dim: F, the width of the pooled representation h of shape (B, F).
+        kind: ``"auto"`` or one of ``KINDS`` that fits the model (see :func:`fitting_kinds`).
+            Auto: categorical (discrete), dirichlet (simplex), beta (unit interval),
+            gamma (positive), else gaussian-full (through biject_to where constrained).
+        **cfg: ``hidden`` (64), ``depth`` (1 hidden layer), ``min_scale`` (1e-3, floor of
+            positive parameters), ``seed`` (None: global RNG; an int initialises the weights
+            reproducibly without touching the global RNG state); gaussian-mixture:
+            ``components`` (3), ``covariance`` ("diag" | "full"); flow: ``num_layers`` (2),
+            ``count_bins`` (8), ``bound`` (5.0).
+
+    Returns:
+        A :class:`PosteriorHead` whose ``forward(h (B, F))`` gives a Distribution with
+        batch_shape (B,) and event_shape ``model.latent_shape``.
+
+    Raises:
+        HeadError: ``kind`` does not fit the model or a configuration value is invalid.
+        TypeError: ``model`` is not a model, or an unknown configuration key.
+    """
+    shape, support = _model_facts(model)
+    name = getattr(model, "name", type(model).__name__)
+    _check_int("in_dim (the width of h)", in_dim)
+    fits = fitting_kinds(model)
+    if not fits:
+        raise HeadError(f"no head kind fits {name}: latent support {support}, shape {shape}. "
+                        "Heads support categorical {0..K-1} scalars and continuous latents.")
+    if kind == "auto":
+        kind = fits[0] if fits[0] != "gaussian-diag" else "gaussian-full"
+    if kind not in fits:
+        what = "unknown head kind" if kind not in KINDS else "head kind"
+        raise HeadError(f"{what} {kind!r} does not fit {name} (latent support {support}); the "
+                        f"kinds that fit are {['auto', *fits]}.")
+    unknown = set(cfg) - _COMMON_CFG - _EXTRA_CFG.get(kind, set())
+    if unknown:
+        raise TypeError(f"unknown option(s) {sorted(unknown)} for a {kind!r} head; expected "
+                        f"some of {sorted(_COMMON_CFG | _EXTRA_CFG.get(kind, set()))}.")
+    for key in ("hidden", "depth", "count_bins"):
+        _check_int(key, cfg.get(key, 1))
+    if not float(cfg.get("min_scale", 1e-3)) > 0:
+        raise HeadError(f"min_scale must be > 0; got {cfg['min_scale']!r}.")
+    seed = cfg.get("seed")
+    if seed is None:
+        return _CLASSES[kind](in_dim, shape, support, **cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return _CLASSES[kind](in_dim, shape, support, **cfg)

@@ -1,0 +1,401 @@
+"""``train``: fit an amortized posterior on simulations from the model's Pyro program.
+
+Every step simulates a fresh batch (or draws from a fixed training set of N
+sequences, for generalisation studies) on the network's device, with sequence
+lengths drawn per sequence from ``seq_len = (low, high)`` and masks for the
+padding. AdamW with linear warm-up and cosine decay, gradient clipping, atomic
+checkpoints (weights, optimizer, scheduler, RNG state, history) and exact resume
+on CPU. Data parallel under ``torchrun``: each rank simulates its own shard of the
+step's batch, DistributedDataParallel averages the gradients.
+
+Objectives:
+    ``"npe"``: minimise -log q(z | x) with z simulated jointly with x.
+    ``"kl"``: minimise KL(p(z | x) || q(z | x)) against the exact posterior (analytic
+    for categorical latents, else Monte Carlo with draws from p); needs
+    ``model.has_exact_posterior``. Lower variance than NPE.
+    ``"supervised"``: minimise -log p(y | x) with the network's target head.
+    ``"mtp"``: masked-token prediction (self-supervised): hide a fraction
+    ``mask_fraction`` of each sequence's real tokens (at least one) and minimise
+    -log p(x_hidden | x_visible) with the token head; needs at least 2 tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bayesattn.models import ExchangeableModel, SetBatch
+
+from ._amortized import AmortizedPosterior, atomic_torch_save
+
+OBJECTIVES = ("npe", "kl", "supervised", "mtp")
+_OUTPUT = {"npe": "posterior", "kl": "posterior", "supervised": "target", "mtp": "token"}
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        net: The trained network (on ``device``).
+        history: One row per step: step, loss, kl (objective "kl"), lr, grad_norm,
+            mean_len, seconds.
+        seconds: Wall time of this call.
+        checkpoint: Path of the last checkpoint, or None.
+    """
+
+    net: AmortizedPosterior
+    history: pd.DataFrame
+    seconds: float
+    checkpoint: Path | None
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but CUDA is not available; use 'auto'.")
+    return device
+
+
+def _length_range(seq_len: int | tuple[int, int]) -> tuple[int, int]:
+    low, high = (seq_len, seq_len) if isinstance(seq_len, (int, np.integer)) else seq_len
+    if not (isinstance(low, (int, np.integer)) and isinstance(high, (int, np.integer))):
+        raise ValueError(f"seq_len must be an int or a (low, high) pair of ints; got {seq_len!r}.")
+    if not 1 <= low <= high:
+        raise ValueError(f"seq_len needs 1 <= low <= high; got {seq_len!r}.")
+    return int(low), int(high)
+
+
+def _step_seed(seed: int, step: int, shard: int) -> int:
+    return (seed * 1_000_003 + step * 7919 + shard * 104_729) % (2**31 - 1)
+
+
+def _with_lengths(batch: SetBatch, low: int, high: int, seed: int) -> SetBatch:
+    """Mask a full-length batch down to per-sequence lengths drawn in [low, high]."""
+    if low == high:
+        return batch
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(low, high + 1, (batch.num_sequences,), generator=gen)
+    mask = torch.arange(high)[None, :] < lengths[:, None]  # (B, L)
+    return SetBatch(batch.z, batch.x, batch.y, mask.to(batch.x.device))
+
+
+class _Data:
+    """Batches for each step: fresh simulations, or draws from a fixed set of N sequences.
+
+    A step's batch is made of shards, each simulated with its own seed. Under torchrun
+    rank r simulates shard r; one process with ``data_shards=k`` simulates all k shards
+    and concatenates them, so both see the same data.
+    """
+
+    def __init__(self, model, batch_size, seq_len, seed, device, train_size, shard_ids):
+        self.model, self.seed, self.device = model, seed, device
+        self.low, self.high = _length_range(seq_len)
+        self.shard_ids = shard_ids
+        if batch_size % len(shard_ids):
+            raise ValueError(
+                f"batch_size {batch_size} must be a multiple of data_shards {len(shard_ids)}."
+            )
+        self.shard_size = batch_size // len(shard_ids)
+        self.batch_size = batch_size
+        self.fixed = None
+        if train_size is not None:
+            full = model.simulate(int(train_size), self.high, seed=_step_seed(seed, -1, 0),
+                                  device=device)
+            self.fixed = _with_lengths(full, self.low, self.high, _step_seed(seed, -2, 0))
+
+    def _shard(self, step: int, shard: int) -> SetBatch:
+        s = _step_seed(self.seed, step, shard)
+        if self.fixed is not None:
+            gen = torch.Generator().manual_seed(s)
+            idx = torch.randint(0, self.fixed.num_sequences, (self.shard_size,), generator=gen)
+            return self.fixed[idx.to(self.fixed.x.device)]
+        full = self.model.simulate(self.shard_size, self.high, seed=s, device=self.device)
+        return _with_lengths(full, self.low, self.high, s + 1)
+
+    def batch(self, step: int) -> SetBatch:
+        parts = [self._shard(step, shard) for shard in self.shard_ids]
+        if len(parts) == 1:
+            return parts[0]
+        return SetBatch(*(torch.cat([getattr(p, f) for p in parts]) for f in "zxy"),
+                        mask=torch.cat([p.mask for p in parts]))
+
+
+def _hide_tokens(mask: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """Bool ``(B, L)``: a random ``fraction`` (at least one, never all) of the real tokens."""
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.rand(mask.shape, generator=gen).to(mask.device)
+    scores = scores.masked_fill(~mask, 2.0)  # padding never hidden
+    n = mask.sum(-1, keepdim=True)
+    k = (fraction * n).round().clamp(min=1).minimum(n - 1)  # (B, 1)
+    rank = scores.argsort(-1).argsort(-1)  # rank of each position among the row
+    return (rank < k) & mask
+
+
+def _loss(net, q, batch: SetBatch, objective: str, kl_samples: int, hidden=None):
+    """Return (loss to minimise, KL estimate or NaN)."""
+    if objective == "supervised":
+        y = batch.y.float() if batch.y.is_floating_point() else batch.y
+        return -q.log_prob(y).mean(), math.nan
+    if objective == "mtp":
+        tokens = batch.x.transpose(0, 1)  # (L, B, *token_shape)
+        tokens = tokens.float() if tokens.is_floating_point() else tokens
+        lp = q.log_prob(tokens).transpose(0, 1)  # (B, L)
+        return -(lp * hidden).sum() / hidden.sum(), math.nan
+    z = batch.z
+    if objective == "npe":
+        return -q.log_prob(z.float() if z.is_floating_point() else z).mean(), math.nan
+    p = net.model.exact_posterior(batch.x, batch.mask)
+    if net.model.latent_is_discrete:
+        logp = p.logits.float()
+        kl = (logp.exp() * (logp - q.logits)).sum(-1).mean()
+        return kl, float(kl.detach())
+    draws = p.sample((kl_samples,))  # (S, B, *latent)
+    logq = q.log_prob(draws.float())
+    kl = (p.log_prob(draws).float() - logq).mean()
+    return -logq.mean(), float(kl)
+
+
+def train(
+    net: AmortizedPosterior,
+    model: ExchangeableModel,
+    *,
+    steps: int,
+    batch_size: int,
+    seq_len: int | tuple[int, int],
+    objective: str = "npe",
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    warmup_steps: int | None = None,
+    grad_clip: float = 1.0,
+    train_size: int | None = None,
+    kl_samples: int = 32,
+    mask_fraction: float = 0.25,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
+    compile: bool = False,
+    progress: bool = True,
+    data_shards: int = 1,
+    callback: Callable[[int, dict[str, float], AmortizedPosterior], None] | None = None,
+) -> TrainResult:
+    """Train ``net`` on simulations from ``model``.
+
+    Args:
+        net: An :class:`AmortizedPosterior` built for ``model``.
+        model: The model to simulate from (its Pyro program).
+        steps: Number of optimisation steps (in total, counting resumed ones).
+        batch_size: Sequences per step (per process under torchrun).
+        seq_len: Tokens per sequence, an int or a ``(low, high)`` range (drawn per sequence).
+        objective: ``"npe"`` or ``"kl"`` (see the module docstring).
+        seed: Seeds simulation, lengths and dropout; the global RNG is left alone.
+        device: ``"auto"`` (CUDA when present, with bf16 autocast), ``"cpu"`` or ``"cuda"``.
+        lr, weight_decay: AdamW settings; the learning rate warms up linearly for
+            ``warmup_steps`` (default 5% of ``steps``) then follows a cosine to 0.
+        grad_clip: Max global gradient norm.
+        train_size: If given, a fixed training set of this many sequences.
+        kl_samples: Posterior draws per sequence for the Monte Carlo KL objective.
+        mask_fraction: Fraction of real tokens hidden per sequence for ``"mtp"``.
+        checkpoint_dir: Folder for ``checkpoint.pt`` (written atomically every
+            ``checkpoint_every`` steps and at the end).
+        resume: Continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        compile: Wrap the encoder with ``torch.compile``.
+        progress: Show a tqdm progress bar with the running loss.
+        data_shards: Simulate each step's batch as this many equal shards with their own
+            seeds (one process). Under torchrun every rank simulates one shard of
+            ``batch_size`` sequences, so ``torchrun --nproc_per_node=k`` sees the same data
+            as one process with ``batch_size * k`` and ``data_shards=k``.
+        callback: Called as ``callback(step, row, net)`` after every step.
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        TrainingDivergedError: the loss became NaN or inf (the last checkpoint is kept).
+        ValueError: bad arguments (the message says which and why).
+    """
+    if not isinstance(net, AmortizedPosterior):
+        raise TypeError(f"net must be an AmortizedPosterior; got {type(net).__name__}.")
+    if net.model.name != model.name or net.model.params != model.params:
+        raise ValueError(
+            f"net was built for {net.model!r} but train got {model!r}; build the network "
+            "for the model you simulate from."
+        )
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}; got {objective!r}.")
+    if objective == "kl" and not model.has_exact_posterior:
+        raise ValueError(
+            f"objective 'kl' needs an exact posterior; {model.name} has none: use 'npe'."
+        )
+    for label, v in (("steps", steps), ("batch_size", batch_size), ("checkpoint_every",
+                                                                    checkpoint_every)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{label} must be an integer >= 1; got {v!r}.")
+    if objective == "mtp" and _length_range(seq_len)[0] < 2:
+        raise ValueError(
+            f"objective 'mtp' hides tokens and predicts them from the rest, so every "
+            f"sequence needs >= 2 tokens; got seq_len={seq_len!r}."
+        )
+    if not 0.0 < float(mask_fraction) < 1.0:
+        raise ValueError(f"mask_fraction must lie in (0, 1); got {mask_fraction!r}.")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir (where the checkpoint lives).")
+
+    # Train only what the objective uses: the heads of the other objectives are frozen
+    # for this call (so neither DDP nor AdamW sees parameters without gradients).
+    heads = {"posterior": net.head, "target": net.target_head, "token": net.token_head}
+    frozen = [p for k, h in heads.items() if k != _OUTPUT[objective] for p in h.parameters()]
+    was_trainable = [p.requires_grad for p in frozen]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        return _train(net, model, objective=objective, steps=steps, batch_size=batch_size,
+                      seq_len=seq_len, seed=seed, device=device, lr=lr,
+                      weight_decay=weight_decay, warmup_steps=warmup_steps,
+                      grad_clip=grad_clip, train_size=train_size, kl_samples=kl_samples,
+                      mask_fraction=mask_fraction, checkpoint_dir=checkpoint_dir,
+                      checkpoint_every=checkpoint_every, resume=resume, compile=compile,
+                      progress=progress, data_shards=data_shards, callback=callback)
+    finally:
+        for p, flag in zip(frozen, was_trainable, strict=True):
+            p.requires_grad_(flag)
+
+
+def _train(net, model, *, objective, steps, batch_size, seq_len, seed, device, lr,
+           weight_decay, warmup_steps, grad_clip, train_size, kl_samples, mask_fraction,
+           checkpoint_dir, checkpoint_every, resume, compile, progress, data_shards, callback):
+    from tqdm.auto import tqdm
+
+    dist = torch.distributed
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    rank = dist.get_rank() if world > 1 else 0
+    device = _resolve_device(device)
+    net.to(device)
+    module = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        module = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if compile:
+        net.encoder = torch.compile(net.encoder)
+    warmup = max(1, int(0.05 * steps)) if warmup_steps is None else int(warmup_steps)
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+
+    def schedule(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    if isinstance(data_shards, bool) or not isinstance(data_shards, int) or data_shards < 1:
+        raise ValueError(f"data_shards must be an integer >= 1; got {data_shards!r}.")
+    shard_ids = [rank] if world > 1 else list(range(data_shards))
+    data = _Data(model, int(batch_size), seq_len, int(seed), device, train_size, shard_ids)
+    run_config = {"steps": int(steps), "batch_size": int(batch_size), "seq_len": list(
+        _length_range(seq_len)), "objective": objective, "seed": int(seed),
+        "train_size": train_size, "world_size": world, "data_shards": len(shard_ids)}
+    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    history: list[dict[str, float]] = []
+    start_step = 0
+    autocast = device.type == "cuda"
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [],
+                               device_type=device.type):
+        torch.manual_seed(int(seed) + 17 * rank)
+        if resume and ckpt is not None and ckpt.exists():
+            state = torch.load(ckpt, map_location=device, weights_only=True)
+            if state["run_config"] != run_config:
+                raise ValueError(
+                    f"checkpoint {ckpt} was written by a different run "
+                    f"({state['run_config']}); this run is {run_config}. Use another folder."
+                )
+            net.load_state_dict(state["net"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            history = list(state["history"])
+            start_step = int(state["step"])
+
+        def save(step: int) -> None:
+            if ckpt is None or rank != 0:
+                return
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            atomic_torch_save(
+                {"step": step, "net": net.state_dict(), "optimizer": opt.state_dict(),
+                 "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+                 "history": history, "run_config": run_config},
+                ckpt,
+            )
+
+        def diverged(what: str, step: int) -> TrainingDivergedError:
+            where = f"; the last good checkpoint is {ckpt}" if ckpt and ckpt.exists() else ""
+            return TrainingDivergedError(
+                f"{what} at step {step + 1}{where}. Lower lr or check the inputs."
+            )
+
+        t0 = time.perf_counter()
+        net.train()
+        bar = tqdm(range(start_step, steps), initial=start_step, total=steps,
+                   disable=not progress or rank != 0, desc=f"train {model.name}")
+        for step in bar:
+            batch = data.batch(step)
+            mask, hidden = batch.mask, None
+            if objective == "mtp":
+                hidden = _hide_tokens(batch.mask, mask_fraction, _step_seed(seed, step, 7))
+                mask = batch.mask & ~hidden  # the network sees the visible tokens only
+            try:
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                    # q(z | x), p(y | x) or p(token | visible); heads run in float32
+                    q = module(batch.x, mask, output=_OUTPUT[objective])
+                loss, kl = _loss(net, q, batch, objective, kl_samples, hidden)
+            except ValueError as err:  # a distribution refusing non-finite parameters
+                if all(torch.isfinite(p).all() for p in net.parameters()):
+                    raise
+                raise diverged("the network's parameters became non-finite", step) from err
+            logged = torch.tensor([float(loss.detach()), kl], dtype=torch.float64, device=device)
+            if world > 1:  # log the mean over ranks, so every rank sees the same numbers
+                dist.all_reduce(logged)
+                logged /= world
+            loss_value, kl = float(logged[0]), float(logged[1])
+            if not math.isfinite(loss_value):
+                raise diverged(f"the loss became {loss_value}", step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
+            if not torch.isfinite(grad_norm):  # before opt.step: the weights stay good
+                raise diverged(f"the gradient norm became {float(grad_norm)}", step)
+            opt.step()
+            sched.step()
+            row = {"step": step + 1, "loss": loss_value, "kl": kl,
+                   "lr": float(sched.get_last_lr()[0]), "grad_norm": float(grad_norm),
+                   "mean_len": float(batch.mask.sum(-1).float().mean()),
+                   "seconds": time.perf_counter() - t0}
+            history.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+            if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
+                save(step + 1)
+            if callback is not None:
+                callback(step + 1, row, net)
+        bar.close()
+    net.eval()
+    return TrainResult(net=net, history=pd.DataFrame(history),
+                       seconds=time.perf_counter() - t0, checkpoint=ckpt)
