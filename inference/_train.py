@@ -167,7 +167,7 @@ def _loss(net, q, batch: SetBatch, objective: str, kl_samples: int, hidden=None)
     draws = p.sample((kl_samples,))  # (S, B, *latent)
     logq = q.log_prob(draws.float())
     kl = (p.log_prob(draws).float() - logq).mean()
-    return -logq.mean(), float(kl)
+    return -logq.mean(), float(kl.detach())
 
 
 def train(
@@ -215,7 +215,8 @@ def train(
         checkpoint_dir: Folder for ``checkpoint.pt`` (written atomically every
             ``checkpoint_every`` steps and at the end).
         resume: Continue from the checkpoint in ``checkpoint_dir`` if there is one.
-        compile: Wrap the encoder with ``torch.compile``.
+        compile: Run the forward pass through ``torch.compile`` (the network object and
+            its checkpoints are unchanged).
         progress: Show a tqdm progress bar with the running loss.
         data_shards: Simulate each step's batch as this many equal shards with their own
             seeds (one process). Under torchrun every rank simulates one shard of
@@ -294,8 +295,8 @@ def _train(net, model, *, objective, steps, batch_size, seq_len, seed, device, l
         module = DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
-    if compile:
-        net.encoder = torch.compile(net.encoder)
+    if compile:  # compile the forward pass only; net and its state_dict keys stay as they are
+        module = torch.compile(module)
     warmup = max(1, int(0.05 * steps)) if warmup_steps is None else int(warmup_steps)
     trainable = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)

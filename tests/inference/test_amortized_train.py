@@ -230,3 +230,13 @@ def test_training_touches_only_what_the_objective_uses():
         assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(prefix))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("target_head."))
     assert all(p.requires_grad for p in net.parameters())
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager():
+    m = models.get("beta-bernoulli")
+    kw = dict(steps=3, batch_size=8, seq_len=6, progress=False)
+    eager = train(_net(m, seed=2), m, **kw).history["loss"]
+    compiled = train(_net(m, seed=2), m, compile=True, **kw).history["loss"]
+    torch.testing.assert_close(torch.tensor(compiled.to_numpy()), torch.tensor(eager.to_numpy()),
+                               rtol=1e-4, atol=1e-5)
