@@ -2,7 +2,11 @@
 
 Subpackages (imported lazily so that ``import bayesattn`` stays fast):
     bayesattn.models     the model zoo (Pyro programs + NumPyro twins + exact posteriors)
-    bayesattn.inference  ground-truth posteriors (exact, NumPyro NUTS, Pyro NUTS)
+    bayesattn.inference  ground-truth posteriors (exact, NumPyro NUTS, Pyro NUTS) and
+                         amortized attention posteriors
+    bayesattn.metrics    gap metrics with confidence intervals (pure functions)
+    bayesattn.gaps       gap studies returning tidy DataFrames
+    bayesattn.experiments  named experiments for the claims P1-P14, run by the CLI
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"models", "inference", "cli", "demo"}
+_SUBMODULES = {
+    "models", "inference", "metrics", "gaps", "experiments", "report", "plots", "cli", "demo"
+}
 
 
 def __getattr__(name: str) -> Any:

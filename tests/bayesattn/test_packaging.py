@@ -62,9 +62,10 @@ def test_wheel_contains_only_the_bayesattn_namespace(tmp_path):
 
 
 # ---------------------------------------------------------------- layering
-# models <- inference <- gaps <- check <- experiments/report/plots/demo <- cli
+# metrics <- models <- inference <- gaps <- check <- experiments/report/plots/demo <- cli
+# (metrics sits below everything: pure functions, no PPL or network code)
 LAYER = {
-    "models": 0, "inference": 1, "gaps": 2, "check": 3,
+    "metrics": -1, "models": 0, "inference": 1, "gaps": 2, "check": 3,
     "experiments": 4, "report": 4, "plots": 4, "demo": 4, "cli": 5,
 }
 SOURCE = {name: ROOT / name for name in ("models", "inference", "bayesattn")}
