@@ -35,7 +35,7 @@ from ._encoders import DeepSets, SetTransformer, TransformerEncoder, make_encode
 from ._ground_truth import METHODS, reference_posterior
 from ._heads import PosteriorHead, make_head
 from ._reference import Reference, UnconvergedReferenceError
-from ._train import TrainingDivergedError, TrainResult, train
+from ._train import TrainingDivergedError, TrainResult, fixed_training_set, train
 
 __all__ = [
     "DEFAULT_GATE",
@@ -66,4 +66,5 @@ __all__ = [
     "reference_posterior",
     "register_kernel",
     "train",
+    "fixed_training_set",
 ]

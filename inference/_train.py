@@ -94,6 +94,39 @@ def _with_lengths(batch: SetBatch, low: int, high: int, seed: int) -> SetBatch:
     return SetBatch(batch.z, batch.x, batch.y, mask.to(batch.x.device))
 
 
+def fixed_training_set(
+    model: ExchangeableModel,
+    train_size: int,
+    seq_len: int | tuple[int, int],
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> SetBatch:
+    """The fixed training set that ``train(..., train_size=N, seed=seed)`` draws from.
+
+    Use it to evaluate a network on exactly the sequences it was trained on (the
+    training loss of a generalisation study).
+
+    Args:
+        model: The model to simulate from.
+        train_size: N, the number of sequences.
+        seq_len: An int or a ``(low, high)`` range, as given to :func:`train`.
+        seed: The ``seed`` given to :func:`train`.
+        device: Where the tensors live.
+
+    Returns:
+        A :class:`~bayesattn.models.SetBatch` of N sequences, padded to ``high`` with a
+        mask when the lengths vary.
+    """
+    if isinstance(train_size, bool) or not isinstance(train_size, (int, np.integer)) or (
+        train_size < 1
+    ):
+        raise ValueError(f"train_size must be an integer >= 1; got {train_size!r}.")
+    low, high = _length_range(seq_len)
+    full = model.simulate(int(train_size), high, seed=_step_seed(seed, -1, 0), device=device)
+    return _with_lengths(full, low, high, _step_seed(seed, -2, 0))
+
+
 class _Data:
     """Batches for each step: fresh simulations, or draws from a fixed set of N sequences.
 
@@ -114,9 +147,7 @@ class _Data:
         self.batch_size = batch_size
         self.fixed = None
         if train_size is not None:
-            full = model.simulate(int(train_size), self.high, seed=_step_seed(seed, -1, 0),
-                                  device=device)
-            self.fixed = _with_lengths(full, self.low, self.high, _step_seed(seed, -2, 0))
+            self.fixed = fixed_training_set(model, train_size, seq_len, seed=seed, device=device)
 
     def _shard(self, step: int, shard: int) -> SetBatch:
         s = _step_seed(self.seed, step, shard)
@@ -146,13 +177,20 @@ def _hide_tokens(mask: torch.Tensor, fraction: float, seed: int) -> torch.Tensor
     return (rank < k) & mask
 
 
-def _loss(net, q, batch: SetBatch, objective: str, kl_samples: int, hidden=None):
+def _loss(net, q, batch: SetBatch, objective: str, kl_samples: int, hidden=None,
+          token_transform=None):
     """Return (loss to minimise, KL estimate or NaN)."""
     if objective == "supervised":
         y = batch.y.float() if batch.y.is_floating_point() else batch.y
         return -q.log_prob(y).mean(), math.nan
     if objective == "mtp":
-        tokens = batch.x.transpose(0, 1)  # (L, B, *token_shape)
+        x = batch.x if token_transform is None else token_transform(batch.x)
+        if tuple(x.shape[:2]) != tuple(batch.x.shape[:2]):
+            raise ValueError(
+                f"token_transform must keep the (B, L) leading shape "
+                f"{tuple(batch.x.shape[:2])}; got {tuple(x.shape)}."
+            )
+        tokens = x.transpose(0, 1)  # (L, B, *token_shape)
         tokens = tokens.float() if tokens.is_floating_point() else tokens
         lp = q.log_prob(tokens).transpose(0, 1)  # (B, L)
         return -(lp * hidden).sum() / hidden.sum(), math.nan
@@ -187,6 +225,7 @@ def train(
     train_size: int | None = None,
     kl_samples: int = 32,
     mask_fraction: float = 0.25,
+    token_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 100,
     resume: bool = False,
@@ -212,6 +251,10 @@ def train(
         train_size: If given, a fixed training set of this many sequences.
         kl_samples: Posterior draws per sequence for the Monte Carlo KL objective.
         mask_fraction: Fraction of real tokens hidden per sequence for ``"mtp"``.
+        token_transform: ``"mtp"`` only: map the tokens ``(B, L, *token_shape)`` to the
+            pretext targets ``(B, L, ...)`` that the token head predicts (e.g. a coarsened
+            token); the network still sees the raw visible tokens. The caller makes
+            ``net.token_head`` match the transformed targets. Not saved in checkpoints.
         checkpoint_dir: Folder for ``checkpoint.pt`` (written atomically every
             ``checkpoint_every`` steps and at the end).
         resume: Continue from the checkpoint in ``checkpoint_dir`` if there is one.
@@ -253,6 +296,11 @@ def train(
             f"objective 'mtp' hides tokens and predicts them from the rest, so every "
             f"sequence needs >= 2 tokens; got seq_len={seq_len!r}."
         )
+    if token_transform is not None and (objective != "mtp" or not callable(token_transform)):
+        raise ValueError(
+            f"token_transform must be a callable and needs objective='mtp'; got "
+            f"{type(token_transform).__name__} with objective={objective!r}."
+        )
     if not 0.0 < float(mask_fraction) < 1.0:
         raise ValueError(f"mask_fraction must lie in (0, 1); got {mask_fraction!r}.")
     if resume and checkpoint_dir is None:
@@ -270,7 +318,8 @@ def train(
                       seq_len=seq_len, seed=seed, device=device, lr=lr,
                       weight_decay=weight_decay, warmup_steps=warmup_steps,
                       grad_clip=grad_clip, train_size=train_size, kl_samples=kl_samples,
-                      mask_fraction=mask_fraction, checkpoint_dir=checkpoint_dir,
+                      mask_fraction=mask_fraction, token_transform=token_transform,
+                      checkpoint_dir=checkpoint_dir,
                       checkpoint_every=checkpoint_every, resume=resume, compile=compile,
                       progress=progress, data_shards=data_shards, callback=callback)
     finally:
@@ -280,6 +329,7 @@ def train(
 
 def _train(net, model, *, objective, steps, batch_size, seq_len, seed, device, lr,
            weight_decay, warmup_steps, grad_clip, train_size, kl_samples, mask_fraction,
+           token_transform,
            checkpoint_dir, checkpoint_every, resume, compile, progress, data_shards, callback):
     from tqdm.auto import tqdm
 
@@ -367,7 +417,7 @@ def _train(net, model, *, objective, steps, batch_size, seq_len, seed, device, l
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
                     # q(z | x), p(y | x) or p(token | visible); heads run in float32
                     q = module(batch.x, mask, output=_OUTPUT[objective])
-                loss, kl = _loss(net, q, batch, objective, kl_samples, hidden)
+                loss, kl = _loss(net, q, batch, objective, kl_samples, hidden, token_transform)
             except ValueError as err:  # a distribution refusing non-finite parameters
                 if all(torch.isfinite(p).all() for p in net.parameters()):
                     raise
