@@ -1,6 +1,8 @@
 # Two entry points for a fresh machine; each does its own set-up.
-#   make demo   - create .venv, install bayesattn, run the end-to-end demo
+#   make run    - create .venv, install bayesattn, run the headline experiment
+#                 (approximation gap vs L, quick preset) into runs/
 #   make test   - create .venv, install bayesattn[dev], run the test suite
+# Also: make demo (exact vs NUTS ground-truth demo), make benchmark, make lint.
 # CPU machines install the CPU build of torch through the constraints file.
 # On a GPU machine:  make test TORCH_CONSTRAINTS=   (pip picks your CUDA torch)
 
@@ -10,7 +12,9 @@ TORCH_CONSTRAINTS ?= .ci/constraints-cpu.txt
 PIP_CONSTRAINT_ARGS = $(if $(TORCH_CONSTRAINTS),-c $(TORCH_CONSTRAINTS))
 STAMP = $(VENV)/.installed
 
-.PHONY: setup demo test lint benchmark
+.PHONY: setup run demo test lint benchmark
+
+RUN_OUT ?= runs/gap-vs-length-quick-seed0
 
 $(STAMP): pyproject.toml $(TORCH_CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +22,9 @@ $(STAMP): pyproject.toml $(TORCH_CONSTRAINTS)
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/bayesattn run gap-vs-length --preset quick --seed 0 --out $(RUN_OUT) --resume
 
 demo: $(STAMP)
 	$(VENV)/bin/bayesattn demo

@@ -2,13 +2,22 @@
 
     bayesattn models                 list the model zoo
     bayesattn demo [options]         exact vs NUTS posteriors on simulated data
+    bayesattn list [NAME]            list the experiments (or describe one)
+    bayesattn run NAME [options]     run an experiment into a run folder
+    bayesattn report DIR             regenerate and print the report of a run folder
+
+User errors (unknown experiment or preset, unusable output folder, ...) are printed
+as one line ``bayesattn: error: ...`` with exit status 2, never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -59,8 +68,84 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_list(args: argparse.Namespace) -> int:
+    from bayesattn import experiments
+
+    if args.name is not None:
+        e = experiments.get(args.name)
+        print(f"{e.name}: {e.title}")
+        print(f"claims: {', '.join(e.claims)}")
+        print(f"stages: {', '.join(e.stage_names)}")
+        print(f"\n{e.description}\n")
+        for preset, params in e.presets.items():
+            print(f"preset {preset}: {json.dumps(dict(params))}")
+        return 0
+    names = experiments.names()
+    if not names:
+        print("no experiments are registered")
+        return 0
+    rows = [("name", "claims", "presets", "title")]
+    for name in names:
+        e = experiments.get(name)
+        rows.append((e.name, ",".join(e.claims), ",".join(e.presets), e.title))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+    return 0
+
+
+def _parse_sets(items: list[str]) -> dict[str, object]:
+    from bayesattn.experiments import InvalidParameterError
+
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise InvalidParameterError(
+                f"--set expects KEY=VALUE (e.g. --set steps=200); got {item!r}"
+            )
+        try:
+            overrides[key] = json.loads(text)
+        except ValueError:
+            overrides[key] = text
+    return overrides
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bayesattn import experiments, report
+
+    argv = args.argv if args.argv is not None else sys.argv[1:]
+    result = experiments.run(
+        args.name, preset=args.preset, seed=args.seed, device=args.device, out=args.out,
+        resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+        overrides=_parse_sets(args.set), command=shlex.join(["bayesattn", *argv]),
+    )
+    if result.headline is not None:
+        print(result.headline.to_string(index=False, float_format="{:.3g}".format))
+        print()
+    print(report.format_verdicts(result.verdicts))
+    print(f"\nrun folder: {result.out}")
+    print(f"report:     {result.report}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bayesattn import report
+
+    path = report.write_report(args.folder)
+    print(path.read_text(encoding="utf-8"), end="")
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``bayesattn: error: ...`` and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"bayesattn: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bayesattn", description="Attention on trial against exact Bayesian posteriors."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,12 +160,55 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
     demo.set_defaults(func=_cmd_demo)
+
+    lst = sub.add_parser("list", help="list the experiments (or describe one)")
+    lst.add_argument("name", nargs="?", default=None, help="describe this experiment")
+    lst.set_defaults(func=_cmd_list)
+
+    run = sub.add_parser(
+        "run", help="run an experiment into a run folder",
+        description="Run an experiment: cached stages, results.csv, verdicts.json, figures/ "
+        "and report.md in the run folder.",
+    )
+    run.add_argument("name", help="experiment name (see `bayesattn list`)")
+    run.add_argument("--preset", default="quick",
+                     help="smoke (seconds), quick (minutes on a CPU, default) or full (GPU)")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--out", type=Path, default=None,
+                     help="run folder (default runs/NAME-PRESET-seedSEED)")
+    again = run.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in --out, reusing its finished stages")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out (the old one is kept until the new one "
+                       "has finished)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a preset parameter (VALUE read as JSON, else as text)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=_cmd_run)
+
+    rep = sub.add_parser("report", help="regenerate and print the report of a run folder")
+    rep.add_argument("folder", type=Path, help="a run folder written by `bayesattn run`")
+    rep.set_defaults(func=_cmd_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    args.argv = argv
+    from bayesattn.experiments import ExperimentError
+
+    try:
+        return int(args.func(args))
+    except ExperimentError as exc:
+        message = " ".join(str(exc).split())
+        print(f"bayesattn: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        notes = " ".join(getattr(exc, "__notes__", []))
+        print(f"bayesattn: interrupted. {notes}".rstrip(), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+"""Named, reproducible experiments behind the claims of SCIENCE.md (P1-P14, E1-E8).
+
+An :class:`Experiment` is a list of cached :class:`Stage` functions plus the code
+that turns their tidy tables into :class:`Verdict` objects, figures and a headline
+table. :func:`run` executes one into a run folder (``config.json``, ``results.csv``,
+``verdicts.json``, ``figures/``, ``report.md``); the ``bayesattn`` command wraps it
+(``bayesattn list``, ``bayesattn run NAME``, ``bayesattn report DIR``).
+
+Example::
+
+    from bayesattn import experiments as ex
+
+    def simulate(ctx):
+        rng = np.random.default_rng(ctx.seed_for("simulate"))
+        return pd.DataFrame({"L": ..., "value": ...})
+
+    ex.register(ex.Experiment(
+        name="my-check", title="...", claims=("P4",), description="...",
+        presets={"smoke": {"n": 8}, "quick": {"n": 64}, "full": {"n": 1024}},
+        stages=(ex.Stage("simulate", simulate),),
+        verdicts=lambda results, params: [ex.Verdict(...)],
+    ))
+    ex.run("my-check", preset="smoke")
+"""
+
+from __future__ import annotations
+
+from ._context import RunContext
+from ._errors import (
+    DeviceUnavailableError,
+    ExperimentError,
+    InvalidParameterError,
+    NotARunFolderError,
+    OutputExistsError,
+    OutputNotWritableError,
+    ResumeMismatchError,
+    UnknownExperimentError,
+    UnknownPresetError,
+)
+from ._folder import load_run
+from ._registry import get, names, register, unregister
+from ._runner import run
+from ._settings import resolve_params
+from ._types import VERDICTS, Experiment, RunResult, Stage, StageOutput, Verdict
+
+# ---------------------------------------------------------------- built-in experiments
+# Modules that register the built-in experiments when imported, as absolute names or
+# names relative to this package (e.g. ".length_gap"). names() and get() import them
+# on first use, so `import bayesattn.experiments` stays light: those modules must
+# import torch / pyro / jax / arviz only inside their stage functions.
+_BUILTIN_MODULES: tuple[str, ...] = (".gap_vs_length",)
+
+__all__ = [
+    "VERDICTS",
+    "DeviceUnavailableError",
+    "Experiment",
+    "ExperimentError",
+    "InvalidParameterError",
+    "NotARunFolderError",
+    "OutputExistsError",
+    "OutputNotWritableError",
+    "ResumeMismatchError",
+    "RunContext",
+    "RunResult",
+    "Stage",
+    "StageOutput",
+    "UnknownExperimentError",
+    "UnknownPresetError",
+    "Verdict",
+    "get",
+    "load_run",
+    "names",
+    "register",
+    "resolve_params",
+    "run",
+    "unregister",
+]

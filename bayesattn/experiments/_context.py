@@ -1,0 +1,159 @@
+"""RunContext: what a stage function sees of its run."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _artifacts
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from ._types import Experiment
+
+
+def derive_seed(seed: int, *keys: object) -> int:
+    """A stable 31-bit seed from ``seed`` and ``keys`` (SHA-256; not Python's ``hash``).
+
+    The same inputs give the same seed in every process and on every platform, and
+    31 bits are accepted by NumPy, torch and JAX alike.
+    """
+    text = "\x1f".join([str(int(seed)), *(str(k) for k in keys)])
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF
+
+
+@dataclass(eq=False)
+class RunContext:
+    """The run as seen from inside a stage.
+
+    Attributes:
+        experiment: The :class:`Experiment` being run.
+        preset: Name of the preset.
+        params: The preset's parameters after overrides, as read back from JSON.
+        seed: The run's seed; use :meth:`seed_for` rather than this directly.
+        device: ``"cpu"`` or ``"cuda"`` (already resolved from ``"auto"``).
+        out: The folder the run writes into (during ``overwrite`` a sibling temporary
+            folder that replaces the old one when the run succeeds). Extra files a
+            stage writes should go under it.
+        results: Tables of the finished stages by stage name, as read back from their
+            CSV files (so a resumed run sees exactly what a fresh one sees).
+        progress: Whether progress bars are shown.
+        stage: Name of the stage now running (None outside stages).
+    """
+
+    experiment: Experiment
+    preset: str = "quick"
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    device: str = "cpu"
+    out: Path = field(default_factory=lambda: Path("."))
+    results: dict[str, pd.DataFrame] = field(default_factory=dict)
+    progress: bool = False
+    stage: str | None = None
+    _index: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+
+    def seed_for(self, stage: str, *keys: object) -> int:
+        """A stable seed for ``stage`` (and optional sub-keys such as a length L).
+
+        Args:
+            stage: Stage name (or any label).
+            *keys: Further labels, e.g. ``ctx.seed_for("train", L)``.
+
+        Returns:
+            An int in [0, 2**31) derived from (``self.seed``, stage, keys) with SHA-256.
+        """
+        return derive_seed(self.seed, stage, *keys)
+
+    @property
+    def stage_seed(self) -> int:
+        """``seed_for(stage)`` for the stage now running."""
+        if self.stage is None:
+            raise RuntimeError("stage_seed is only defined while a stage runs")
+        return self.seed_for(self.stage)
+
+    @property
+    def figures_dir(self) -> Path:
+        """``out / "figures"`` (created on access)."""
+        path = Path(self.out) / "figures"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def artifacts(self) -> Mapping[str, Mapping[str, Any]]:
+        """Artifacts of the finished stages: ``ctx.artifacts[stage][key]``, loaded lazily."""
+        return _ArtifactView(self)
+
+    def artifact(self, stage: str, key: str) -> Any:
+        """Load (once) the artifact ``key`` saved by the finished stage ``stage``.
+
+        Raises:
+            KeyError: No such stage or key; the message lists what there is.
+        """
+        entries = self._index.get(stage)
+        if entries is None:
+            raise KeyError(
+                f"no finished stage {stage!r} with artifacts; stages with artifacts: "
+                f"{sorted(self._index)}"
+            )
+        if key not in entries:
+            raise KeyError(f"stage {stage!r} saved no artifact {key!r}; it saved {sorted(entries)}")
+        if (stage, key) not in self._cache:
+            self._cache[(stage, key)] = _artifacts.load(self.out, entries[key])
+        return self._cache[(stage, key)]
+
+    def artifact_path(self, stage: str, key: str) -> Path:
+        """Path of a saved artifact (to open it yourself)."""
+        entries = self._index.get(stage, {})
+        if key not in entries:
+            self.artifact(stage, key)  # raises the explanatory KeyError
+        return Path(self.out) / entries[key]["path"]
+
+    def tqdm(self, iterable: Any = None, **kwargs: Any) -> Any:
+        """A tqdm bar for use inside a stage (below the stage bar, disappears when done)."""
+        from tqdm.auto import tqdm
+
+        kwargs.setdefault("disable", not self.progress)
+        kwargs.setdefault("leave", False)
+        kwargs.setdefault("position", 1)
+        kwargs.setdefault("dynamic_ncols", True)
+        return tqdm(iterable, **kwargs)
+
+
+class _ArtifactView(Mapping):
+    """``stage -> key -> artifact``, loading each artifact on first access."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+
+    def __getitem__(self, stage: str) -> Mapping[str, Any]:
+        if stage not in self._ctx._index:
+            raise KeyError(stage)
+        return _StageArtifacts(self._ctx, stage)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ctx._index)
+
+    def __len__(self) -> int:
+        return len(self._ctx._index)
+
+
+class _StageArtifacts(Mapping):
+    def __init__(self, ctx: RunContext, stage: str) -> None:
+        self._ctx, self._stage = ctx, stage
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._ctx._index[self._stage]:
+            raise KeyError(key)
+        return self._ctx.artifact(self._stage, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ctx._index[self._stage])
+
+    def __len__(self) -> int:
+        return len(self._ctx._index[self._stage])

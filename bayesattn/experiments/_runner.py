@@ -1,0 +1,305 @@
+"""run(): execute an experiment into a run folder, with stage caching, resume and overwrite.
+
+Run folder layout::
+
+    config.json            experiment, preset, params, seed, device, versions, git commit
+    stages/<stage>.csv     each stage's table ...
+    stages/<stage>.json    ... and its manifest, written last: the "stage done" marker
+    posteriors/<stage>-<key>.nc   models/<stage>-<key>.pt   arrays/  tables/  artifacts/
+    results.csv            all stage tables, ``stage`` column first
+    headline.csv           the headline table (when the experiment defines one)
+    verdicts.json          one entry per tested claim
+    figures/<name>.png|svg
+    manifest.json          stage timings and figure list, written when the run finished
+    report.md
+
+Every file is written to a temporary name and moved into place (``os.replace``).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import _artifacts
+from ._context import RunContext
+from ._errors import ExperimentError
+from ._folder import plan, prepare, swap
+from ._io import environment, read_csv, read_json, write_csv, write_json
+from ._registry import get
+from ._settings import check_seed, resolve_device, resolve_params
+from ._types import Experiment, RunResult, StageOutput, Verdict
+
+
+def run(
+    name_or_experiment: str | Experiment,
+    *,
+    preset: str = "quick",
+    seed: int = 0,
+    device: str = "auto",
+    out: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    overrides: Mapping[str, Any] | None = None,
+    command: str | Sequence[str] | None = None,
+) -> RunResult:
+    """Run an experiment and write its run folder (see the module docstring for the layout).
+
+    Args:
+        name_or_experiment: A registered experiment's name, or an :class:`Experiment`.
+        preset: Name of one of the experiment's presets (``"smoke"``, ``"quick"``, ``"full"``).
+        seed: Non-negative run seed; each stage gets ``ctx.seed_for(stage)`` from it.
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        out: Run folder; default ``runs/<name>-<preset>-seed<seed>`` under the working folder.
+        resume: Continue the run in ``out``, reusing its finished stages; refused when
+            ``out`` holds a run with another experiment, preset, params or seed.
+        overwrite: Replace the run in ``out``; the new run is written into a sibling
+            temporary folder that replaces ``out`` only once it has finished, so a failed
+            run leaves the old results intact.
+        progress: Show tqdm progress bars.
+        overrides: Parameter name -> value replacing the preset's value (names must exist
+            in the preset; values are checked against the preset's types).
+        command: The command line that started the run, recorded in ``config.json``.
+
+    Returns:
+        A :class:`RunResult`.
+
+    Raises:
+        UnknownExperimentError, UnknownPresetError, InvalidParameterError,
+        DeviceUnavailableError, OutputExistsError, OutputNotWritableError,
+        ResumeMismatchError: bad input, raised before anything is computed or deleted.
+    """
+    experiment = _resolve(name_or_experiment)
+    if resume and overwrite:
+        raise ExperimentError(
+            "resume and overwrite exclude each other (resume continues the run in the folder, "
+            "overwrite replaces it); pass one of them"
+        )
+    seed = check_seed(seed)
+    params, overrides = resolve_params(experiment, preset, overrides)
+    out = Path(out if out is not None else Path("runs") / f"{experiment.name}-{preset}-seed{seed}")
+    out = out.expanduser().absolute()
+    mode = plan(out, experiment, preset, params, seed, resume=resume, overwrite=overwrite)
+    device = resolve_device(device)
+    work = prepare(out, mode)
+    if command is not None and not isinstance(command, str):
+        command = " ".join(str(c) for c in command)
+    try:
+        result = _execute(
+            experiment, work=work, out=out, mode=mode, preset=preset, params=params,
+            overrides=overrides, seed=seed, device=device, progress=progress, command=command,
+        )
+    except BaseException as exc:
+        if mode == "overwrite":
+            shutil.rmtree(work, ignore_errors=True)
+            exc.add_note(f"bayesattn: the run failed; the earlier run in {out} is untouched.")
+        else:
+            exc.add_note(
+                f"bayesattn: finished stages are saved in {out}; continue with resume=True "
+                f"(bayesattn run {experiment.name} --preset {preset} --seed {seed} "
+                f"--out {out} --resume)."
+            )
+        raise
+    if mode == "overwrite":
+        swap(work, out)
+        result = RunResult(
+            out=out, results=result.results, verdicts=result.verdicts, headline=result.headline,
+            figures=[out / p.relative_to(work) for p in result.figures],
+            report=out / "report.md",
+        )
+    return result
+
+
+# ----------------------------------------------------------------- validation
+def _resolve(name_or_experiment: str | Experiment) -> Experiment:
+    if isinstance(name_or_experiment, Experiment):
+        return name_or_experiment
+    if isinstance(name_or_experiment, str):
+        return get(name_or_experiment)
+    raise TypeError(f"run() expects an experiment name or Experiment, got {name_or_experiment!r}")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------- execution
+def _execute(
+    experiment: Experiment, *, work: Path, out: Path, mode: str, preset: str,
+    params: dict[str, Any], overrides: dict[str, Any], seed: int, device: str, progress: bool,
+    command: str | None,
+) -> RunResult:
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    env = environment(device)
+    if mode == "resume":
+        config = read_json(work / "config.json")
+        config.setdefault("resumed", []).append(
+            {"time": _now(), "device": device, "command": command, "git": env["git"]}
+        )
+        (work / "manifest.json").unlink(missing_ok=True)  # the run is in progress again
+    else:
+        config = {
+            "experiment": experiment.name, "title": experiment.title,
+            "claims": list(experiment.claims), "description": experiment.description,
+            "preset": preset, "params": params,
+            "overrides": overrides, "seed": seed, "device": device, "out": str(out),
+            "created": _now(), "command": command, **env,
+        }
+    write_json(work / "config.json", config)
+
+    ctx = RunContext(
+        experiment=experiment, preset=preset, params=copy.deepcopy(params), seed=seed,
+        device=device, out=work, progress=progress,
+    )
+    log = []
+    reuse = mode == "resume"
+    bar = tqdm(experiment.stages, desc=experiment.name, unit="stage", disable=not progress,
+               position=0, leave=True, dynamic_ncols=True)
+    for stage in bar:
+        bar.set_postfix_str(stage.name)
+        manifest = _finished_stage(work, stage.name) if reuse else None
+        cached = manifest is not None
+        if manifest is None:
+            reuse = False  # a recomputed stage invalidates the caches of later stages
+            manifest = _run_stage(ctx, stage)
+        ctx._index[stage.name] = manifest["artifacts"]
+        ctx.results[stage.name] = read_csv(work / manifest["table"])
+        log.append({"stage": stage.name, "rows": manifest["rows"],
+                    "seconds": manifest["seconds"], "cached": cached})
+    bar.close()
+    ctx.stage = None
+
+    results = _combine(ctx.results, experiment)
+    write_csv(work / "results.csv", results)
+    results = read_csv(work / "results.csv")
+
+    headline = None
+    if experiment.headline is not None:
+        headline = _as_frame(experiment.headline(results), "headline")
+        write_csv(work / "headline.csv", headline)
+        headline = read_csv(work / "headline.csv")
+    else:
+        (work / "headline.csv").unlink(missing_ok=True)
+
+    verdicts = list(experiment.verdicts(results, copy.deepcopy(params)))
+    for v in verdicts:
+        if not isinstance(v, Verdict):
+            raise TypeError(f"{experiment.name}: verdicts() must return Verdict objects, got {v!r}")
+    write_json(work / "verdicts.json", [v.to_dict() for v in verdicts])
+
+    figures = _make_figures(experiment, ctx, results, work)
+    write_json(work / "manifest.json", {
+        "experiment": experiment.name, "preset": preset, "seed": seed, "device": device,
+        "stages": log, "figures": [p.relative_to(work).as_posix() for p in figures],
+        "finished": _now(), "seconds": round(time.perf_counter() - start, 3),
+    })
+    from bayesattn.report import write_report
+
+    report = write_report(work)
+    return RunResult(out=work, results=results, verdicts=verdicts, headline=headline,
+                     figures=figures, report=report)
+
+
+def _finished_stage(work: Path, name: str) -> dict[str, Any] | None:
+    """The manifest of a finished stage whose files are all there, else None."""
+    try:
+        manifest = read_json(work / "stages" / f"{name}.json")
+        files = [manifest["table"], *(e["path"] for e in manifest["artifacts"].values())]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return manifest if all((work / f).is_file() for f in files) else None
+
+
+def _run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
+    ctx.stage = stage.name
+    t0 = time.perf_counter()
+    output = stage.fn(ctx)
+    seconds = time.perf_counter() - t0
+    if isinstance(output, StageOutput):
+        frame, artifacts = output.frame, dict(output.artifacts)
+    else:
+        frame, artifacts = output, {}
+    frame = _as_frame(frame, f"stage {stage.name!r}")
+    if "stage" in frame.columns:
+        raise ValueError(
+            f"stage {stage.name!r}: its table has a column named 'stage', which results.csv "
+            "reserves for the stage name; rename it"
+        )
+    entries = {key: _artifacts.save(ctx.out, stage.name, key, value)
+               for key, value in artifacts.items()}
+    table = f"stages/{stage.name}.csv"
+    write_csv(ctx.out / table, frame)
+    manifest = {
+        "stage": stage.name, "table": table, "rows": len(frame),
+        "columns": list(frame.columns), "artifacts": entries, "seconds": round(seconds, 3),
+        "seed": ctx.seed_for(stage.name), "finished": _now(),
+    }
+    write_json(ctx.out / "stages" / f"{stage.name}.json", manifest)  # the "done" marker
+    return manifest
+
+
+def _as_frame(value: Any, what: str) -> Any:
+    """Check a returned table; keep a named index as columns; string column names."""
+    import pandas as pd
+
+    if not isinstance(value, pd.DataFrame):
+        raise TypeError(
+            f"{what} must return a pandas DataFrame or StageOutput; got {type(value).__name__}"
+        )
+    if isinstance(value.columns, pd.MultiIndex):
+        raise TypeError(f"{what}: flatten the MultiIndex columns of its table first")
+    if any(name is not None for name in value.index.names):
+        value = value.reset_index()
+    value = value.copy()
+    value.columns = [str(c) for c in value.columns]
+    return value
+
+
+def _combine(results: dict[str, Any], experiment: Experiment) -> Any:
+    import pandas as pd
+
+    frames = []
+    for name in experiment.stage_names:
+        frame = results[name]
+        if len(frame):
+            frames.append(frame.assign(stage=name)[["stage", *frame.columns]])
+    if not frames:
+        return pd.DataFrame({"stage": []})
+    return pd.concat(frames, ignore_index=True, sort=False)
+
+
+def _make_figures(experiment: Experiment, ctx: RunContext, results: Any, work: Path) -> list[Path]:
+    # Figures are redrawn on every run, resumed or not; the report shows exactly the
+    # files returned here (recorded in manifest.json), never stale ones in figures/.
+    if experiment.figures is None:
+        return []
+    from bayesattn import plots
+
+    with plots.set_style():
+        returned = experiment.figures(ctx, results) or []
+    figures: list[Path] = []
+    for path in returned:
+        path = Path(path)
+        path = path if path.is_absolute() else work / path
+        if not path.is_file():
+            raise FileNotFoundError(f"{experiment.name}: figures() returned {path}, which is "
+                                    "not a file; return the paths plots.save_figure returns")
+        try:
+            path.relative_to(work)
+        except ValueError:
+            raise ValueError(f"{experiment.name}: figure {path} lies outside the run folder; "
+                             "save figures into ctx.figures_dir") from None
+        if path not in figures:
+            figures.append(path)
+    return figures
+
+

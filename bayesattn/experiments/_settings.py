@@ -1,0 +1,126 @@
+"""Checking a run's settings: seed, preset parameters with overrides, device."""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Mapping
+from typing import Any
+
+from ._errors import (
+    DeviceUnavailableError,
+    ExperimentError,
+    InvalidParameterError,
+    UnknownPresetError,
+)
+from ._types import Experiment
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as a non-negative int; ExperimentError otherwise (bools refused)."""
+    try:
+        if isinstance(seed, bool):
+            raise TypeError
+        value = operator.index(seed)
+    except TypeError:
+        raise ExperimentError(f"seed must be a non-negative integer; got {seed!r}") from None
+    if value < 0:
+        raise ExperimentError(f"seed must be a non-negative integer; got {value}")
+    return value
+
+
+def resolve_params(
+    experiment: Experiment, preset: str, overrides: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The preset's parameters with ``overrides`` applied, and the checked overrides.
+
+    Raises:
+        UnknownPresetError: ``preset`` is not one of the experiment's presets.
+        InvalidParameterError: An override names an unknown parameter or has the wrong type.
+    """
+    if not isinstance(preset, str) or preset not in experiment.presets:
+        raise UnknownPresetError(
+            f"experiment {experiment.name!r} has no preset {preset!r}; known presets: "
+            f"{', '.join(experiment.presets)}"
+        )
+    params = experiment.preset_params(preset)
+    checked: dict[str, Any] = {}
+    for key, value in dict(overrides or {}).items():
+        if key not in params:
+            raise InvalidParameterError(
+                f"preset {preset!r} of {experiment.name!r} has no parameter {key!r}; its "
+                f"parameters: {', '.join(params) or '(none)'}"
+            )
+        checked[key] = _coerce(key, value, params[key])
+    try:
+        checked = json.loads(json.dumps(checked, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"overrides must be JSON values; {exc}") from None
+    params.update(checked)
+    return params, checked
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    def bad() -> InvalidParameterError:
+        return InvalidParameterError(
+            f"parameter {key!r} expects a {type(default).__name__} like {default!r}; "
+            f"got {value!r}"
+        )
+
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if isinstance(default, int):
+        if number and float(value).is_integer():
+            return int(value)
+        raise bad()
+    if isinstance(default, float):
+        if number:
+            return float(value)
+        raise bad()
+    if isinstance(default, str):
+        if isinstance(value, str) or number:
+            return str(value)
+        raise bad()
+    if isinstance(default, list):
+        if isinstance(value, list | tuple):
+            return list(value)
+        raise bad()
+    if isinstance(default, dict):
+        if isinstance(value, Mapping):
+            return dict(value)
+        raise bad()
+    return value
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; checks ``"cuda"``."""
+    if not isinstance(device, str) or not (
+        device in ("auto", "cpu", "cuda")
+        or (device.startswith("cuda:") and device[5:].isdigit())
+    ):
+        raise DeviceUnavailableError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}"
+        )
+    if device == "cpu":
+        return device
+    import torch
+
+    available = torch.cuda.is_available()
+    if device == "auto":
+        return "cuda" if available else "cpu"
+    if not available:
+        raise DeviceUnavailableError(
+            f"device {device!r} was requested but torch {torch.__version__} sees no CUDA GPU; "
+            "use --device cpu (or auto)"
+        )
+    index = int(device[5:]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise DeviceUnavailableError(
+            f"device {device!r} was requested but only {torch.cuda.device_count()} GPU(s) exist"
+        )
+    return device

@@ -1,0 +1,249 @@
+"""The data types of the experiment machinery: Experiment, Stage, StageOutput, Verdict, RunResult.
+
+Light on purpose: nothing here imports pandas, torch or arviz at module level, so
+that registering and listing experiments stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from ._context import RunContext
+
+EXPERIMENT_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+REQUIRED_PRESETS = ("smoke", "quick", "full")
+VERDICTS = ("supported", "not supported", "inconclusive")
+
+
+def _json_roundtrip(value: Any, what: str) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists); TypeError if impossible."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{what} must be JSON-serializable (numbers, strings, bools, None, lists, dicts "
+            f"with string keys) and finite; got {value!r} ({exc})"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of an experiment, cached on disk once it has finished.
+
+    Args:
+        name: File-name safe id, unique within the experiment (``[a-z0-9][a-z0-9_-]*``);
+            the stage's table is saved as ``stages/<name>.csv``.
+        fn: ``fn(ctx: RunContext) -> StageOutput | pandas.DataFrame``. It reads its
+            settings from ``ctx.params``, its seed from ``ctx.seed_for(name)``, the
+            tables of earlier stages from ``ctx.results`` and their artifacts from
+            ``ctx.artifact(stage, key)``. It must not rely on anything else kept in
+            memory between stages: a resumed run reloads earlier stages from disk.
+    """
+
+    name: str
+    fn: Callable[[RunContext], StageOutput | pd.DataFrame]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not STAGE_NAME.match(self.name):
+            raise ValueError(
+                f"Stage name must match [a-z0-9][a-z0-9_-]* (it names files); got {self.name!r}"
+            )
+        if not callable(self.fn):
+            raise TypeError(f"Stage {self.name!r}: fn must be callable, got {self.fn!r}")
+
+
+@dataclass
+class StageOutput:
+    """What a stage returns when it has more than a table.
+
+    Args:
+        frame: Tidy table, one row per measurement (saved as ``stages/<stage>.csv``;
+            a non-default index is kept as columns; the column name ``stage`` is reserved).
+        artifacts: Named objects saved next to the table, by type:
+            ``arviz.InferenceData`` -> ``posteriors/<stage>-<key>.nc``;
+            a torch ``state_dict`` (a mapping holding tensors) or an ``nn.Module``
+            (saved as its state dict) -> ``models/<stage>-<key>.pt``;
+            a torch tensor -> ``arrays/<stage>-<key>.pt``;
+            a NumPy array -> ``arrays/<stage>-<key>.npy``;
+            a DataFrame -> ``tables/<stage>-<key>.csv``;
+            a JSON-serializable mapping -> ``artifacts/<stage>-<key>.json``.
+            Keys are file-name safe (``[A-Za-z0-9][A-Za-z0-9_.-]*``).
+    """
+
+    frame: pd.DataFrame
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of testing one claim.
+
+    Args:
+        claim: Claim id from SCIENCE.md, e.g. ``"P4"``.
+        statement: The claim in words.
+        expected: The direction the paper expects, in words.
+        measured: What was measured, one sentence with the numbers.
+        verdict: One of ``"supported"``, ``"not supported"``, ``"inconclusive"``.
+        numbers: The key numbers behind the verdict (name -> float).
+    """
+
+    claim: str
+    statement: str
+    expected: str
+    measured: str
+    verdict: str
+    numbers: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("claim", "statement", "expected", "measured", "verdict"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise TypeError(f"Verdict.{name} must be a str, got {type(value).__name__}")
+        if not self.claim.strip():
+            raise ValueError("Verdict.claim must name a claim, e.g. 'P4'; got an empty string")
+        if self.verdict not in VERDICTS:
+            raise ValueError(
+                f"Verdict.verdict must be one of {list(VERDICTS)}; got {self.verdict!r}"
+            )
+        try:
+            numbers = {str(k): float(v) for k, v in dict(self.numbers).items()}
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"Verdict.numbers must map names to floats; got {self.numbers!r} ({exc})"
+            ) from None
+        object.__setattr__(self, "numbers", numbers)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (non-finite numbers as the strings 'nan', 'inf', '-inf')."""
+        return {
+            "claim": self.claim,
+            "statement": self.statement,
+            "expected": self.expected,
+            "measured": self.measured,
+            "verdict": self.verdict,
+            "numbers": {k: v if math.isfinite(v) else str(v) for k, v in self.numbers.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        """Inverse of :meth:`to_dict`."""
+        numbers = {k: float(v) for k, v in dict(data.get("numbers", {})).items()}
+        return cls(
+            claim=data["claim"], statement=data["statement"], expected=data["expected"],
+            measured=data["measured"], verdict=data["verdict"], numbers=numbers,
+        )
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Experiment:
+    """A named, reproducible measurement behind one or more claims.
+
+    Args:
+        name: kebab-case id used on the command line (``bayesattn run NAME``).
+        title: One-line title for listings and the report.
+        claims: Claim ids from SCIENCE.md, e.g. ``("P4", "P13")``.
+        description: One paragraph: what is measured, on which model, and how.
+        presets: Preset name -> parameters (JSON-serializable). At least ``"smoke"``
+            (seconds, for CI), ``"quick"`` (a few minutes on a 2-core CPU) and
+            ``"full"`` (meant for a GPU). Stage functions see the chosen preset's
+            parameters after overrides, as read back from JSON (tuples become lists).
+        stages: Stages run in order; each is cached once finished.
+        verdicts: ``verdicts(results, params) -> list[Verdict]``; ``results`` is
+            ``pandas.read_csv(out / "results.csv")`` (all stage tables with a ``stage``
+            column), ``params`` the run's parameters.
+        figures: Optional ``figures(ctx, results) -> list[Path]``; save each figure with
+            :func:`bayesattn.plots.save_figure` into ``ctx.figures_dir`` and return the
+            paths it returns (PNG + SVG; the report embeds the PNGs). Called inside
+            :func:`bayesattn.plots.set_style`, with ``results`` as for ``verdicts``.
+        headline: Optional ``headline(results) -> DataFrame``: the small table printed at
+            the end of ``bayesattn run`` and put at the top of the report.
+    """
+
+    name: str
+    title: str
+    claims: tuple[str, ...]
+    description: str
+    presets: Mapping[str, Mapping[str, Any]]
+    stages: tuple[Stage, ...]
+    verdicts: Callable[[pd.DataFrame, dict[str, Any]], list[Verdict]]
+    figures: Callable[[RunContext, pd.DataFrame], list[Path]] | None = None
+    headline: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not EXPERIMENT_NAME.match(self.name):
+            raise ValueError(
+                f"Experiment name must be kebab-case ([a-z0-9]+(-[a-z0-9]+)*); got {self.name!r}"
+            )
+        where = f"Experiment {self.name!r}"
+        claims = (self.claims,) if isinstance(self.claims, str) else tuple(self.claims)
+        if not claims or not all(isinstance(c, str) and c.strip() for c in claims):
+            raise ValueError(f"{where}: claims must be non-empty strings like 'P4'; got {claims}")
+        object.__setattr__(self, "claims", claims)
+        stages = tuple(self.stages)
+        if not stages or not all(isinstance(s, Stage) for s in stages):
+            raise TypeError(f"{where}: stages must be a non-empty sequence of Stage objects")
+        seen = [s.name for s in stages]
+        if len(set(seen)) != len(seen):
+            raise ValueError(f"{where}: stage names must be unique; got {seen}")
+        object.__setattr__(self, "stages", stages)
+        if not isinstance(self.presets, Mapping):
+            raise TypeError(f"{where}: presets must be a dict of dicts, got {self.presets!r}")
+        missing = [p for p in REQUIRED_PRESETS if p not in self.presets]
+        if missing:
+            raise ValueError(
+                f"{where}: presets must include {list(REQUIRED_PRESETS)}; missing {missing}"
+            )
+        presets = {}
+        for pname, params in self.presets.items():
+            if not isinstance(params, Mapping):
+                raise TypeError(f"{where}: preset {pname!r} must be a dict, got {params!r}")
+            presets[str(pname)] = MappingProxyType(
+                _json_roundtrip(dict(params), f"{where}: preset {pname!r}")
+            )
+        object.__setattr__(self, "presets", MappingProxyType(presets))
+        if not callable(self.verdicts):
+            raise TypeError(f"{where}: verdicts must be callable (results, params) -> [Verdict]")
+        for opt in ("figures", "headline"):
+            if getattr(self, opt) is not None and not callable(getattr(self, opt)):
+                raise TypeError(f"{where}: {opt} must be callable or None")
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """Names of the stages, in run order."""
+        return tuple(s.name for s in self.stages)
+
+    def preset_params(self, preset: str) -> dict[str, Any]:
+        """A fresh copy of a preset's parameters (KeyError if there is no such preset)."""
+        return json.loads(json.dumps(dict(self.presets[preset])))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`bayesattn.experiments.run` returns.
+
+    Attributes:
+        out: The run folder.
+        results: ``results.csv`` as a DataFrame (all stage tables, ``stage`` column first).
+        verdicts: One :class:`Verdict` per tested claim.
+        headline: The headline table, or None when the experiment defines none.
+        figures: Files the figures were saved to (PNG and SVG), in the order returned.
+        report: Path of ``report.md``.
+    """
+
+    out: Path
+    results: pd.DataFrame
+    verdicts: list[Verdict]
+    headline: pd.DataFrame | None
+    figures: list[Path]
+    report: Path | None = None

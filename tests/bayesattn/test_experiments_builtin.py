@@ -1,0 +1,38 @@
+"""Every registered experiment: its smoke preset runs and writes every output file."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from bayesattn import experiments as ex
+from bayesattn.experiments import VERDICTS
+
+
+@pytest.mark.parametrize("name", ex.names())
+def test_smoke_preset_writes_every_output(name, tmp_path):
+    exp = ex.get(name)
+    assert set(exp.presets) >= {"smoke", "quick", "full"}
+    out = tmp_path / name
+    result = ex.run(name, preset="smoke", seed=0, device="cpu", out=out, progress=False)
+    for file in ("config.json", "results.csv", "verdicts.json", "report.md", "manifest.json"):
+        assert (out / file).is_file(), file
+    config = json.loads((out / "config.json").read_text())
+    assert config["experiment"] == name and config["seed"] == 0
+    assert {"torch", "numpy"} <= set(config["versions"])
+    results = pd.read_csv(out / "results.csv")
+    assert {"stage", "metric", "value"} <= set(results.columns)
+    assert len(results) > 0
+    pngs = sorted((out / "figures").glob("*.png"))
+    assert pngs and all(p.with_suffix(".svg").is_file() for p in pngs)
+    assert list((out / "posteriors").glob("*.nc")), "no InferenceData written"
+    claims = {v.claim for v in result.verdicts}
+    assert claims == set(exp.claims)
+    assert all(v.verdict in VERDICTS for v in result.verdicts)
+    report = (out / "report.md").read_text()
+    for claim in exp.claims:
+        assert claim in report
+    for png in pngs:
+        assert f"figures/{png.name}" in report
