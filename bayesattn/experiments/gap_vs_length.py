@@ -1,8 +1,8 @@
 """Headline experiment: the approximation gap against sequence length (P4, P12, P13, P14).
 
 On ``concept-mixture`` (K = 4 Gaussian concepts in 2-D, means at radius 0.5, unit
-token noise) the exact posterior comes from
-enumeration, so the gap of any candidate q(z | X) is exact. Candidates:
+token noise) the exact posterior comes from enumeration, so the gap of any candidate
+q(z | X) is exact. Candidates:
 
 - a Set Transformer trained with the exact-KL objective on L in [8, 64] that is told
   L (``length_aware=True``), and the same network without L;
