@@ -74,7 +74,7 @@ def _train(ctx) -> StageOutput:
         rows.append({"candidate": f"net ({'given L' if aware else 'no L'})",
                      "metric": "final_train_kl", "value": float(tail["kl"].mean()),
                      "ci_low": np.nan, "ci_high": np.nan, "se": float(tail["kl"].sem()),
-                     "n": len(tail), "seconds": float(result.seconds)})
+                     "n": len(tail)})
     return StageOutput(pd.DataFrame(rows), artifacts={"state_dicts": states})
 
 

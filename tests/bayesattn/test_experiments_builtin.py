@@ -36,3 +36,13 @@ def test_smoke_preset_writes_every_output(name, tmp_path):
         assert claim in report
     for png in pngs:
         assert f"figures/{png.name}" in report
+
+
+@pytest.mark.parametrize("name", ex.names())
+def test_same_seed_gives_the_same_results_csv(name, tmp_path):
+    """Re-running with the same seed on CPU reproduces results.csv byte for byte."""
+    files = []
+    for run in ("first", "second"):
+        ex.run(name, preset="smoke", seed=0, device="cpu", out=tmp_path / run, progress=False)
+        files.append((tmp_path / run / "results.csv").read_bytes())
+    assert files[0] == files[1]

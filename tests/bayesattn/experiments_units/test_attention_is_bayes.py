@@ -1,0 +1,158 @@
+"""Unit tests of the helpers of the ``attention-is-bayes`` experiment (P5, P6)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bayesattn import models
+from bayesattn.experiments import attention_is_bayes as aib
+from bayesattn.inference.oracle import cme_attention, gp_posterior_mean
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# ------------------------------------------------------------------ bandwidths
+def test_silverman_bandwidth_is_half_at_l0_for_two_dims():
+    # (4 / 4)^(1/6) * 64^(-1/6) = 0.5
+    assert aib.silverman_bandwidth(2, 64) == pytest.approx(0.5)
+    assert aib.silverman_bandwidth(1, 100, scale=2.0) == pytest.approx(
+        2.0 * (4 / 3) ** 0.2 * 100 ** -0.2)
+
+
+def test_shrinking_bandwidth_rate():
+    assert aib.shrinking_bandwidth(0.3, 16, 16, 1) == pytest.approx(0.3)
+    ratio = aib.shrinking_bandwidth(1.0, 32 * 64, 64, 2) / aib.shrinking_bandwidth(1.0, 64, 64, 2)
+    assert ratio == pytest.approx(32 ** (-1 / 6))
+
+
+# ------------------------------------------------------------------ softmax attention
+def test_softmax_attention_is_nadaraya_watson():
+    k = torch.randn(3, 7, 2, generator=_gen(), dtype=torch.float64)
+    v = torch.randn(3, 7, 1, generator=_gen(1), dtype=torch.float64)
+    q = torch.randn(3, 5, 2, generator=_gen(2), dtype=torch.float64)
+    h = 0.7
+    out = aib.softmax_attention(k, v, q, bandwidth=h)
+    w = torch.exp(-((q[:, :, None] - k[:, None]) ** 2).sum(-1) / (2 * h**2))  # (B, Q, L)
+    nw = (w @ v) / w.sum(-1, keepdim=True)
+    torch.testing.assert_close(out, nw)
+    # the same as dot-product softmax attention with a key-norm bias
+    logits = q @ k.mT / h**2 - (k**2).sum(-1)[:, None, :] / (2 * h**2)
+    torch.testing.assert_close(out, torch.softmax(logits, -1) @ v)
+
+
+def test_softmax_attention_limits_and_mask():
+    k = torch.tensor([[[0.0], [1.0], [5.0]]], dtype=torch.float64)
+    v = torch.tensor([[[1.0], [2.0], [9.0]]], dtype=torch.float64)
+    q = torch.tensor([[[0.1], [4.8]]], dtype=torch.float64)
+    near = aib.softmax_attention(k, v, q, bandwidth=1e-3)
+    torch.testing.assert_close(near[0, :, 0], torch.tensor([1.0, 9.0], dtype=torch.float64))
+    wide = aib.softmax_attention(k, v, q, bandwidth=1e6)
+    torch.testing.assert_close(wide[0, :, 0], torch.full((2,), 4.0, dtype=torch.float64))
+    mask = torch.tensor([[True, True, False]])
+    masked = aib.softmax_attention(k, v, q, bandwidth=1e6, mask=mask)
+    torch.testing.assert_close(masked[0, :, 0], torch.full((2,), 1.5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="bandwidth"):
+        aib.softmax_attention(k, v, q, bandwidth=0.0)
+
+
+# ------------------------------------------------------------------ GP simulator and identity
+def test_simulate_gp_shapes_seed_and_prior_variance():
+    data = aib.simulate_gp(400, 5, 3, lengthscale=0.1, noise_scale=0.3, seed=3)
+    assert data["keys"].shape == (400, 5, 1) and data["values"].shape == (400, 5, 1)
+    assert data["queries"].shape == (400, 3, 1) and data["f_queries"].shape == (400, 3)
+    again = aib.simulate_gp(400, 5, 3, lengthscale=0.1, noise_scale=0.3, seed=3)
+    torch.testing.assert_close(data["values"], again["values"])
+    assert bool(((data["keys"] >= 0) & (data["keys"] <= 1)).all())
+    # Var(v) = prior variance 1 + noise variance 0.09; Var(f(q)) = 1
+    assert float(data["values"].var()) == pytest.approx(1.09, rel=0.1)
+    assert float(data["f_queries"].var()) == pytest.approx(1.0, rel=0.12)
+
+
+def test_cme_with_gp_kernel_is_the_gp_posterior_mean():
+    data = aib.simulate_gp(4, 30, 6, lengthscale=0.1, noise_scale=0.3, seed=0)
+    k, v, q = data["keys"], data["values"], data["queries"]
+    direct = aib.gp_mean_direct(k, v, q, lengthscale=0.1, noise_scale=0.3)
+    cme = cme_attention(k, v, q, kernel="gaussian", bandwidth=0.1, ridge=0.3**2 / 30)[..., 0]
+    torch.testing.assert_close(cme, direct, atol=1e-10, rtol=1e-8)
+    oracle = gp_posterior_mean(k, v, q, noise_scale=0.3, bandwidth=0.1)[..., 0]
+    torch.testing.assert_close(oracle, direct, atol=1e-10, rtol=1e-8)
+    pr = aib.gp_predictions(data, 30, chunk=3)
+    assert set(pr) == {"exact", aib.CME, aib.SOFTMAX_FIXED, aib.SOFTMAX_SHRINK}
+    assert np.abs(pr[aib.CME] - pr["exact"]).max() < 1e-10
+
+
+def test_regression_predictions_cme_exact_without_net():
+    model = models.get("linear-regression", p=2)
+    batch = model.simulate(8, 12, seed=1)
+    queries = torch.randn(8, 5, 2, generator=_gen(4), dtype=torch.float64)
+    pr = aib.regression_predictions(model, None, batch.x, queries)
+    assert aib.NET not in pr
+    assert pr["exact"].shape == (8, 5)
+    assert np.abs(pr[aib.CME] - pr["exact"]).max() < 1e-10
+    assert (pr["pred_sd"] > model.params["noise_scale"]).all()
+    assert (pr["post_sd"] < pr["pred_sd"]).all()
+
+
+# ------------------------------------------------------------------ metrics
+def test_error_metrics():
+    pred = np.array([[1.0, 2.0], [0.0, 0.0]])
+    exact = np.array([[0.0, 0.0], [0.0, 0.0]])
+    out = aib.error_metrics(pred, exact, np.full((2, 2), 2.0), np.full((2, 2), 0.5))
+    np.testing.assert_allclose(out["abs_err"], [np.sqrt(2.5), 0.0])
+    np.testing.assert_allclose(out["err_pred_sd"], [np.sqrt(2.5) / 2, 0.0])
+    np.testing.assert_allclose(out["err_post_sd"], [np.sqrt(2.5) * 2, 0.0])
+    np.testing.assert_allclose(out["max_err_pred_sd"], [1.0, 0.0])
+
+
+def test_ratio_ci():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1.0, 0.1, 200), rng.normal(4.0, 0.1, 300)
+    est = aib.ratio_ci(a, b, num_resamples=500, seed=1)
+    assert est["value"] == pytest.approx(a.mean() / b.mean())
+    assert est["ci_low"] < est["value"] < est["ci_high"]
+    assert est["ci_high"] - est["ci_low"] < 0.01 and est["n"] == 200
+    assert aib.ratio_ci(a, b, num_resamples=500, seed=1) == est
+    with pytest.raises(ValueError):
+        aib.ratio_ci(a, np.zeros(3))
+
+
+# ------------------------------------------------------------------ verdicts
+def _results(cme_worst: float, slope: tuple[float, float, float]) -> pd.DataFrame:
+    rows = [{"stage": "regression", "method": aib.CME, "metric": "worst_err_pred_sd", "L": 4,
+             "value": cme_worst},
+            {"stage": "regression", "method": aib.NET, "metric": "err_pred_sd", "L": 4,
+             "value": 0.2, "ci_low": 0.1, "ci_high": 0.3},
+            {"stage": "gp", "method": aib.SOFTMAX_FIXED, "metric": "diff_vs_cme", "L": 8,
+             "value": 0.3, "ci_low": 0.2, "ci_high": 0.4},
+            {"stage": "gp", "method": aib.CME, "metric": "diff_vs_exact", "L": 8,
+             "value": 1e-14, "ci_low": 1e-14, "ci_high": 1e-14},
+            {"stage": "gp", "method": aib.CME, "metric": "worst_diff_vs_exact", "L": 8,
+             "value": 3e-14}]
+    v, lo, hi = slope
+    for part, metric in (("regression", "slope_err_pred_sd"), ("gp", "slope_diff_vs_cme")):
+        rows.append({"stage": "slopes", "part": part, "method": aib.SOFTMAX_FIXED,
+                     "metric": metric, "range": "all", "value": v, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+PARAMS = {"lengths": [1, 4], "gp_lengths": [4, 8], "train_len": [1, 4], "tail_from": 4}
+
+
+@pytest.mark.parametrize(("cme", "slope", "p5", "p6"), [
+    (1e-14, (-0.3, -0.4, -0.2), "supported", "supported"),
+    (1e-6, (-0.3, -0.4, -0.2), "not supported", "supported"),
+    (1e-14, (0.1, -0.1, 0.3), "inconclusive", "inconclusive"),
+    (1e-14, (0.3, 0.2, 0.4), "not supported", "not supported"),
+])
+def test_verdicts_follow_the_criteria(cme, slope, p5, p6):
+    out = {v.claim: v for v in aib.verdicts(_results(cme, slope), PARAMS)}
+    assert out["P5"].verdict == p5 and out["P6"].verdict == p6
+    assert "n/a" in out["P5"].measured  # no tail slope in this table
+    assert "3.0e-14" in out["P6"].measured
+    table = aib.headline(_results(cme, slope))
+    assert {"part", "method", "L=4"} <= set(table.columns)
