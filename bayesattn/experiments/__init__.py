@@ -48,7 +48,11 @@ from ._types import VERDICTS, Experiment, RunResult, Stage, StageOutput, Verdict
 # names relative to this package (e.g. ".length_gap"). names() and get() import them
 # on first use, so `import bayesattn.experiments` stays light: those modules must
 # import torch / pyro / jax / arviz only inside their stage functions.
-_BUILTIN_MODULES: tuple[str, ...] = (".gap_vs_length", ".attention_is_bayes")
+_BUILTIN_MODULES: tuple[str, ...] = (
+    ".gap_vs_length",
+    ".attention_is_bayes",
+    ".generalisation",
+)
 
 __all__ = [
     "VERDICTS",

@@ -181,8 +181,10 @@ def fit_slope(
     Each point is redrawn from a normal with its own mean (``value``) and standard
     error (``se``) (a parametric bootstrap over the summary rows); the slope of each
     redraw gives the CI. With ``log_y`` the slope is a log-log rate (e.g. -0.5 for
-    N^-1/2); redraws with a non-positive value are dropped, and the estimate is
-    refused when a mean itself is <= 0.
+    N^-1/2) and each point is redrawn on the log scale, from a normal with mean
+    ``log(value)`` and standard error ``se / value`` (delta method), so no redraw is
+    lost; the estimate is refused when a mean itself is <= 0. The delta method is poor
+    for points whose mean lies within about 2 se of 0: leave those out of the fit.
 
     Args:
         summary: A tidy frame with columns ``metric, value, se`` and the ``x`` column.
@@ -212,17 +214,15 @@ def fit_slope(
             "undefined; fit it with log_y=False."
         )
 
+    if log_y:
+        mean, se = np.log(mean), se / mean
+
     def slope(ys: np.ndarray) -> float:
-        if log_y:
-            if (ys <= 0).any():
-                return float("nan")
-            ys = np.log(ys)
         return float(np.polyfit(xs, ys, 1)[0])
 
     value = slope(mean)
     rng = np.random.default_rng(seed)
     boots = np.array([slope(rng.normal(mean, se)) for _ in range(int(num_resamples))])
-    boots = boots[np.isfinite(boots)]
-    lo, hi = np.quantile(boots, [0.025, 0.975]) if boots.size else (np.nan, np.nan)
+    lo, hi = np.quantile(boots, [0.025, 0.975])
     return Estimate(value, float(lo), float(hi),
                     float(boots.std(ddof=1)) if boots.size > 1 else float("nan"), len(xs))
