@@ -52,6 +52,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     ".gap_vs_length",
     ".attention_is_bayes",
     ".generalisation",
+    ".representations",
 )
 
 __all__ = [
