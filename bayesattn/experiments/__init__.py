@@ -53,6 +53,8 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     ".attention_is_bayes",
     ".generalisation",
     ".representations",
+    ".mtp_transfer",
+    ".length_awareness",
 )
 
 __all__ = [

@@ -38,6 +38,7 @@ import pandas as pd
 
 from ._registry import Experiment, Stage, StageOutput, Verdict, register
 from ._verdicts import ci_numbers, ci_text, direction, pick
+from ._verdicts import stage_frame as _frame
 
 LR_MODEL = {"name": "linear-regression", "p": 2, "prior_scale": 1.0, "noise_scale": 0.5}
 GP = {"lengthscale": 0.1, "noise_scale": 0.3, "prior_sd": 1.0}
@@ -410,10 +411,6 @@ def _slopes(ctx) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ report
-def _frame(results: pd.DataFrame, stage: str) -> pd.DataFrame:
-    return results[results["stage"] == stage].dropna(axis=1, how="all")
-
-
 def headline(results: pd.DataFrame) -> pd.DataFrame:
     """Mean over sequences of each error per method (rows) and L (columns).
 

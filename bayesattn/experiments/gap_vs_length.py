@@ -22,6 +22,7 @@ import pandas as pd
 
 from ._registry import Experiment, Stage, StageOutput, Verdict, register
 from ._verdicts import ci_numbers, ci_text, direction, pick
+from ._verdicts import stage_frame as _frame
 
 # concepts 0.5 apart from the origin (0.71 token sd between neighbours): the posterior
 # stays uncertain over tens of tokens, so the gap is visible across the whole L grid
@@ -175,10 +176,6 @@ def _slopes(ctx) -> pd.DataFrame:
                      "range": "inside" if lo <= length <= hi else "outside", "L": int(length),
                      **est.row()})
     return pd.DataFrame(rows)
-
-
-def _frame(results: pd.DataFrame, stage: str) -> pd.DataFrame:
-    return results[results["stage"] == stage].dropna(axis=1, how="all")
 
 
 def headline(results: pd.DataFrame) -> pd.DataFrame:

@@ -33,11 +33,14 @@ import numpy as np
 import pandas as pd
 
 from ._registry import Experiment, Stage, Verdict, register
-from ._verdicts import ci_text
+from ._verdicts import ci_text, combine_replicates
+from ._verdicts import stage_frame as _frame
 
 MODEL = {"name": "concept-mixture", "K": 4, "d": 2, "radius": 0.5}
 #: the loss whose gap each training objective is judged by (its own ERM loss)
 PRIMARY = {"npe": "nll", "kl": "kl"}
+#: one row of the gap table per these keys (replicates are averaged)
+GAP_KEYS = ("objective", "N", "L", "metric")
 #: P7: a slope in L inside this band counts as flat (gap changes < 7% per doubling of L)
 FLAT_BAND = (-0.1, 0.1)
 #: P8: a slope in N below this counts as "about N^-1/2 or faster"
@@ -90,33 +93,8 @@ def _gaps(ctx) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def combine_replicates(frame: pd.DataFrame, keys=("objective", "N", "L", "metric")) -> pd.DataFrame:
-    """Average replicate rows (``value, ci_low, ci_high, se, n``) per ``keys``.
-
-    One replicate: its row is kept as it is (bootstrap CI). Several: the value is the
-    mean, the standard error the larger of the within-replicate one
-    (sqrt(mean se^2 / R)) and the between-replicate one (sd / sqrt(R)), and the CI is
-    value +- 1.96 se. ``replicates`` gives R.
-    """
-    rows = []
-    for key, group in frame.groupby(list(keys), sort=False):
-        r = len(group)
-        if r == 1:
-            row = group.iloc[0][["value", "ci_low", "ci_high", "se", "n"]].to_dict()
-        else:
-            values = group["value"].to_numpy(float)
-            within = float(np.sqrt(np.nanmean(group["se"].to_numpy(float) ** 2) / r))
-            between = float(values.std(ddof=1) / np.sqrt(r))
-            se = max(within, between)
-            mean = float(values.mean())
-            row = {"value": mean, "ci_low": mean - 1.96 * se, "ci_high": mean + 1.96 * se,
-                   "se": se, "n": int(group["n"].sum())}
-        rows.append({**dict(zip(keys, key, strict=True)), **row, "replicates": r})
-    return pd.DataFrame(rows)
-
-
 def _summary(ctx) -> pd.DataFrame:
-    return combine_replicates(ctx.results["gaps"])
+    return combine_replicates(ctx.results["gaps"], GAP_KEYS)
 
 
 def line_slopes(summary: pd.DataFrame, metric: str, *, x: str, by: str,
@@ -190,10 +168,6 @@ def band_verdict(slopes: pd.DataFrame, *, low: float, high: float) -> tuple[str,
     if total and max(above, below) > total / 2:
         return "not supported", counts
     return "inconclusive", counts
-
-
-def _frame(results: pd.DataFrame, stage: str) -> pd.DataFrame:
-    return results[results["stage"] == stage].dropna(axis=1, how="all")
 
 
 def _slope_rows(results: pd.DataFrame) -> pd.DataFrame:

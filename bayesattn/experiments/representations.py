@@ -37,6 +37,7 @@ import pandas as pd
 
 from ._registry import Experiment, Stage, StageOutput, Verdict, register
 from ._verdicts import ci_numbers, ci_text, pick
+from ._verdicts import stage_frame as _frame
 
 CONCEPT = {"K": 4, "d": 2, "radius": 0.5}
 MODEL_PARAMS = {"concept-mixture": CONCEPT}
@@ -470,10 +471,6 @@ def _posterior_idata(model, batch, x_perm, mask_perm, candidates: dict, seed: in
 
 
 # ----------------------------------------------------------------------------- results
-def _frame(results: pd.DataFrame, stage: str) -> pd.DataFrame:
-    return results[results["stage"] == stage].dropna(axis=1, how="all")
-
-
 def headline(results: pd.DataFrame) -> pd.DataFrame:
     """Excess risk (nats per sequence) of the primary probe over the exact Bayes risk."""
     suf = _frame(results, "sufficiency")

@@ -15,28 +15,6 @@ def _rows(values, ses, **keys):
                          for i, (v, s) in enumerate(zip(values, ses, strict=True))])
 
 
-def test_combine_replicates_single_keeps_row():
-    frame = _rows([0.3], [0.05], objective="kl", N=64, L=8, metric="gap_kl")
-    out = gen.combine_replicates(frame)
-    assert len(out) == 1
-    row = out.iloc[0]
-    assert row["value"] == 0.3 and row["ci_low"] == pytest.approx(0.2)
-    assert row["se"] == 0.05 and row["replicates"] == 1
-
-
-def test_combine_replicates_uses_larger_standard_error():
-    # between-replicate spread dominates: sd([1, 3]) / sqrt(2) = 1
-    frame = _rows([1.0, 3.0], [0.01, 0.01], objective="kl", N=64, L=8, metric="gap_kl")
-    row = gen.combine_replicates(frame).iloc[0]
-    assert row["value"] == pytest.approx(2.0)
-    assert row["se"] == pytest.approx(1.0)
-    assert row["ci_low"] == pytest.approx(2.0 - 1.96) and row["ci_high"] == pytest.approx(3.96)
-    assert row["replicates"] == 2 and row["n"] == 20
-    # within-replicate error dominates: sqrt(mean(se^2) / R) = sqrt(4 / 2)
-    frame = _rows([1.0, 1.0], [2.0, 2.0], objective="kl", N=64, L=8, metric="gap_kl")
-    assert gen.combine_replicates(frame).iloc[0]["se"] == pytest.approx(np.sqrt(2.0))
-
-
 def _summary(fn, sizes=(64, 256, 1024), lengths=(8, 32, 128), se=1e-4):
     return pd.DataFrame([{"metric": "gap_kl", "N": n, "L": v, "value": fn(n, v), "se": se}
                          for n in sizes for v in lengths])
