@@ -152,16 +152,25 @@ def representation_of(net: torch.nn.Module) -> Representation:
 
 
 def _predictive_features(pred: td.Distribution) -> torch.Tensor:
-    """Features from which the probe can rebuild the predictive: (B, C) or (B, 2)."""
+    """Features from which a probe can rebuild a predictive with batch_shape (B,).
+
+    Categorical: normalised log-probabilities (B, C). Bernoulli: log(1 - p), log p.
+    Anything else (Normal, StudentT, Independent, ...): the mean and log variance, each
+    flattened over the event, so (B, 2) for a scalar and (B, 2 d) for a d-vector.
+    """
     if isinstance(pred, td.Categorical):
         return pred.logits - pred.logits.logsumexp(-1, keepdim=True)
+    b = pred.batch_shape[0]
     if isinstance(pred, td.Bernoulli):
-        return torch.stack([torch.log1p(-pred.probs), pred.probs.log()], -1)
+        p = pred.probs.reshape(b, -1)
+        return torch.cat([torch.log1p(-p), p.log()], -1)
     if isinstance(pred, td.StudentT):
         df = pred.df
         var = torch.where(df > 2, pred.scale**2 * df / (df - 2).clamp(min=1e-12), pred.scale**2)
-        return torch.stack([pred.loc, var.log()], -1)
-    return torch.stack([pred.mean, pred.variance.log()], -1)
+        mean = pred.loc
+    else:
+        mean, var = pred.mean, pred.variance
+    return torch.cat([mean.reshape(b, -1), var.clamp(min=1e-300).log().reshape(b, -1)], -1)
 
 
 def exact_posterior_features(model: ExchangeableModel) -> Representation:

@@ -34,14 +34,21 @@ posterior directions; which direction it misses decides whether y suffers.
 **Bayes risks.** The pretext Bayes risk is ``-log sum_k pi_k(X_visible) P(c(x_j) | k)``
 per hidden token, exact by enumeration. For the full pretext on Gaussian tokens the
 network's diagonal-Normal head cannot represent this mixture density, so its pretext
-excess risk keeps a floor from the head family alone; the downstream excess risk is
-measured with a probe (:mod:`._probe`) on the frozen ``net.represent``.
+excess risk keeps a floor from the head family alone.
+
+**Readouts.** The downstream excess risk is measured with a probe (:mod:`._probe`) on
+the frozen network, read out in one or both of two ways: ``"representation"``, the
+pooled ``net.represent(X)``, and ``"predictive"``, the pretext predictive itself
+(``net.predict_token`` on the whole set, as log-probabilities or mean and log
+variance). The representation may keep information the pretext never asked for (an
+encoder can pass the tokens' mean through untrained), so only the predictive readout
+is bound by ``kappa_2``; the blind spot of P10 shows there.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,11 +66,19 @@ from bayesattn.models._mixture import FiniteMixture
 
 from ._bayes import bayes_risk
 from ._probe import fit_probe
-from ._sufficiency import COLUMNS, length_range, representation_of, simulate_sets
+from ._sufficiency import (
+    COLUMNS,
+    PROBES,
+    _predictive_features,
+    length_range,
+    representation_of,
+    simulate_sets,
+)
 
 __all__ = ["condition_number", "masked_token_transfer", "model_condition_number"]
 
 PRETEXTS = ("full", "coarse")
+READOUTS = ("representation", "predictive")
 _RTOL = 1e-12
 
 
@@ -278,9 +293,10 @@ def masked_token_transfer(
     lr: float = 1e-3,
     probe: str = "linear",
     probe_hidden: int = 32,
+    readouts: Sequence[str] | Mapping[str, str] = ("representation",),
     num_resamples: int = 1000,
 ) -> pd.DataFrame:
-    """Pretrain with masked-token prediction, then probe y from the frozen representation.
+    """Pretrain with masked-token prediction, then probe y from the frozen network.
 
     Args:
         model: ``concept-mixture`` or ``unigram-mixture`` (exact posterior, known token
@@ -301,15 +317,21 @@ def masked_token_transfer(
         lr: Peak learning rate.
         probe: ``"linear"`` or ``"mlp"`` downstream probe.
         probe_hidden: Hidden width of the MLP probe.
+        readouts: What the probe reads (module docstring): names from
+            ``("representation", "predictive")``, each probed with ``probe``, or a
+            mapping from readout to its own probe, e.g.
+            ``{"representation": "linear", "predictive": "mlp"}``. All readouts share
+            one pretrained network and the same probe and test sequences.
         num_resamples: Bootstrap resamples of the test sequences.
 
     Returns:
         Tidy frame, one row per metric, columns ``model, pretext, steps, batch_size,
-        num_train_probe, L_min, L_max, encoder, probe, metric, value, ci_low, ci_high, se,
-        n``. Metrics (nats per sequence; pretext ones per hidden token): ``pretext_nll``,
-        ``pretext_bayes_risk``, ``pretext_excess_risk``, ``downstream_nll``,
-        ``bayes_risk``, ``downstream_excess_risk`` (with bootstrap CIs over ``n`` test
-        sequences) and ``kappa2`` (exact: no interval, ``n = 0``).
+        num_train_probe, L_min, L_max, encoder, readout, probe, metric, value, ci_low,
+        ci_high, se, n``. Metrics (nats per sequence; pretext ones per hidden token):
+        ``pretext_nll``, ``pretext_bayes_risk``, ``pretext_excess_risk`` and ``kappa2``
+        (exact: no interval, ``n = 0``) with ``readout = "pretext"``; per readout,
+        ``downstream_nll``, ``bayes_risk`` and ``downstream_excess_risk``. Intervals are
+        bootstrap CIs over the ``n`` test sequences.
 
     Raises:
         ValueError: an unsupported model, pretext, coarsening or size.
@@ -319,8 +341,16 @@ def masked_token_transfer(
     low, high = length_range(seq_len)
     if low < 2:
         raise ValueError(f"seq_len: masked-token prediction needs >= 2 tokens, got {seq_len!r}.")
-    if probe not in ("linear", "mlp"):
-        raise ValueError(f"probe: expected 'linear' or 'mlp', got {probe!r}.")
+    if probe not in PROBES:
+        raise ValueError(f"probe: expected one of {PROBES}, got {probe!r}.")
+    if isinstance(readouts, str):
+        readouts = (readouts,)
+    plan = (dict(readouts) if isinstance(readouts, Mapping)
+            else {name: probe for name in readouts})
+    if not plan or any(r not in READOUTS for r in plan) or any(
+            p not in PROBES for p in plan.values()):
+        raise ValueError(f"readouts: expected names from {READOUTS} (or a mapping from them "
+                         f"to probes in {PROBES}), got {readouts!r}.")
     for label, v in (("num_train_probe", num_train_probe), ("num_test", num_test)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
             raise ValueError(f"{label}: expected an integer >= 2, got {v!r}.")
@@ -337,25 +367,49 @@ def masked_token_transfer(
     test = simulate_sets(model, num_test, seq_len, seed=seed + 202)
     pre_net, pre_bayes = _pretext_losses(net, model, spec, test.x, test.mask, mask_fraction,
                                          seed + 303)
-    rep = representation_of(net)
-    with torch.no_grad():
-        f_tr, f_te = rep(probe_set.x, probe_set.mask), rep(test.x, test.mask)
+    features = _readout_features(net, plan)
     num_classes = _target_table(model).shape[1]
-    down = fit_probe(f_tr, probe_set.y, f_te, test.y, kind="categorical", seed=seed,
-                     hidden=0 if probe == "linear" else int(probe_hidden),
-                     num_classes=num_classes)
     bayes = bayes_risk(model, test.x, test.y, test.mask).numpy()
     keys = {"model": model.name, "pretext": pretext, "steps": int(steps),
             "batch_size": int(batch_size), "num_train_probe": int(num_train_probe),
-            "L_min": low, "L_max": high, "encoder": encoder, "probe": probe}
-    series = {"pretext_nll": pre_net.numpy(), "pretext_bayes_risk": pre_bayes.numpy(),
-              "pretext_excess_risk": (pre_net - pre_bayes).numpy(), "downstream_nll": down,
-              "bayes_risk": bayes, "downstream_excess_risk": down - bayes}
-    rows = [{**keys, "metric": name,
-             **bootstrap_ci(v, num_resamples=num_resamples, seed=seed).row()}
-            for name, v in series.items()]
+            "L_min": low, "L_max": high, "encoder": encoder}
+
+    def rows_for(readout: str, probe_name: str, series: dict[str, np.ndarray]) -> list[dict]:
+        return [{**keys, "readout": readout, "probe": probe_name, "metric": name,
+                 **bootstrap_ci(v, num_resamples=num_resamples, seed=seed).row()}
+                for name, v in series.items()]
+
+    rows = rows_for("pretext", probe, {"pretext_nll": pre_net.numpy(),
+                                       "pretext_bayes_risk": pre_bayes.numpy(),
+                                       "pretext_excess_risk": (pre_net - pre_bayes).numpy()})
+    for readout, probe_name in plan.items():
+        feats = features[readout]
+        down = fit_probe(feats(probe_set), probe_set.y, feats(test), test.y,
+                         kind="categorical", seed=seed, num_classes=num_classes,
+                         hidden=0 if probe_name == "linear" else int(probe_hidden))
+        rows += rows_for(readout, probe_name, {"downstream_nll": down, "bayes_risk": bayes,
+                                               "downstream_excess_risk": down - bayes})
     kappa = condition_number(spec.table, _target_table(model))
     nan = float("nan")
-    rows.append({**keys, "metric": "kappa2", "value": kappa, "ci_low": nan, "ci_high": nan,
-                 "se": nan, "n": 0})
-    return pd.DataFrame(rows, columns=[*keys, *COLUMNS])
+    rows.append({**keys, "readout": "pretext", "probe": probe, "metric": "kappa2",
+                 "value": kappa, "ci_low": nan, "ci_high": nan, "se": nan, "n": 0})
+    return pd.DataFrame(rows, columns=[*keys, "readout", "probe", *COLUMNS])
+
+
+def _readout_features(net: AmortizedPosterior, plan: Mapping[str, str]) -> dict[str, Callable]:
+    """Per readout, a function ``batch -> (B, F)`` float64 features of the frozen net."""
+    rep = representation_of(net)
+    device = next(net.parameters()).device
+    net.eval()
+
+    def representation(batch) -> torch.Tensor:
+        with torch.no_grad():
+            return rep(batch.x, batch.mask)
+
+    def predictive(batch) -> torch.Tensor:
+        with torch.no_grad():
+            q = net.predict_token(batch.x.to(device), batch.mask.to(device))
+            return _predictive_features(q).to("cpu", torch.float64)
+
+    return {name: {"representation": representation, "predictive": predictive}[name]
+            for name in plan}

@@ -265,3 +265,23 @@ def test_network_representation_and_bad_representations():
         sufficiency_gap({"net": rep}, m, num_train=1, num_test=20, seq_len=4)
     with pytest.raises(ValueError, match="support"):  # count target: no probe family
         sufficiency_gap({}, models.get("gamma-poisson"), num_train=20, num_test=20, seq_len=4)
+
+
+def test_predictive_features_of_every_token_law():
+    """Categorical -> normalised log-probabilities; Bernoulli -> log(1-p), log p; Normal
+    (scalar or vector event) -> mean and log variance flattened over the event."""
+    from bayesattn.gaps._sufficiency import _predictive_features
+
+    cat = torch.distributions.Categorical(logits=torch.randn(5, 4))
+    torch.testing.assert_close(_predictive_features(cat).exp().sum(-1), torch.ones(5))
+    vec = torch.distributions.Independent(
+        torch.distributions.Normal(torch.ones(5, 2), torch.full((5, 2), 2.0)), 1)
+    f = _predictive_features(vec)
+    assert f.shape == (5, 4)
+    torch.testing.assert_close(f, torch.tensor([1.0, 1.0, math.log(4.0), math.log(4.0)])
+                               .expand(5, 4))
+    scalar = torch.distributions.Normal(torch.zeros(5), torch.ones(5))
+    assert _predictive_features(scalar).shape == (5, 2)
+    p = torch.rand(5)
+    bern = _predictive_features(torch.distributions.Bernoulli(probs=p))
+    torch.testing.assert_close(bern, torch.stack([torch.log1p(-p), p.log()], -1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.linalg
 import torch
@@ -20,7 +21,7 @@ from bayesattn.gaps._transfer import (
 )
 
 COLUMNS = ["model", "pretext", "steps", "batch_size", "num_train_probe", "L_min", "L_max",
-           "encoder", "probe", "metric", "value", "ci_low", "ci_high", "se", "n"]
+           "encoder", "readout", "probe", "metric", "value", "ci_low", "ci_high", "se", "n"]
 METRICS = ["pretext_nll", "pretext_bayes_risk", "pretext_excess_risk", "downstream_nll",
            "bayes_risk", "downstream_excess_risk", "kappa2"]
 
@@ -178,3 +179,25 @@ def test_masked_token_transfer_rejects_bad_input():
                                coarsen=[0, 1])
     with pytest.raises(ValueError, match="num_test"):
         masked_token_transfer(cm, **{**kw, "num_test": 1})
+    with pytest.raises(ValueError, match="readouts"):
+        masked_token_transfer(cm, readouts=("tokens",), **kw)
+    with pytest.raises(ValueError, match="readouts"):
+        masked_token_transfer(cm, readouts={"predictive": "forest"}, **kw)
+
+
+@pytest.mark.parametrize("pretext", ["full", "coarse"])
+def test_readouts_share_one_network_and_the_representation_rows_do_not_change(pretext):
+    """Adding the predictive readout leaves every other row as it was (same pretrained
+    network, probe and test sets); the predictive features match the token head's law."""
+    m = models.get("concept-mixture", K=3, d=2)
+    kw = dict(pretext=pretext, steps=20, batch_size=16, seq_len=(4, 8), num_train_probe=60,
+              num_test=40, seed=1, encoder_options={"dim": 16, "num_heads": 2},
+              num_resamples=50)
+    one = masked_token_transfer(m, **kw)
+    both = masked_token_transfer(m, readouts={"representation": "linear",
+                                              "predictive": "mlp"}, probe_hidden=8, **kw)
+    pd.testing.assert_frame_equal(
+        both[both.readout != "predictive"].reset_index(drop=True), one)
+    pred = both[both.readout == "predictive"].set_index("metric")
+    assert list(pred.index) == ["downstream_nll", "bayes_risk", "downstream_excess_risk"]
+    assert (pred.probe == "mlp").all() and np.isfinite(pred.value).all()
