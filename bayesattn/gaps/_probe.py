@@ -14,16 +14,21 @@ the representation (SCIENCE.md, P1). Two families:
 Features are standardised with the training mean and standard deviation (constant
 columns are left unscaled). The fit is full-batch L-BFGS in float64 with a strong-Wolfe
 line search, so it is deterministic: linear probes start from zero (``seed`` is unused),
-MLP probes from weights drawn with a local generator seeded by ``seed``.
+MLP probes from weights drawn with a local generator seeded by ``seed``. The fit runs
+on one torch thread and one BLAS thread: for problems this small, thread hand-offs
+cost far more than they save (on a busy 2-core machine, up to a hundredfold).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 __all__ = ["fit_probe", "PROBE_KINDS"]
 
@@ -118,6 +123,18 @@ def _lbfgs(params, f, y, kind, l2, max_iter) -> None:
         p.copy_(t.detach())
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch and the BLAS/OpenMP pools of NumPy/SciPy on one thread; restored on exit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def fit_probe(
     features_train: Any,
     y_train: Any,
@@ -206,7 +223,8 @@ def fit_probe(
         params = [w, b]
     else:
         params = _init_mlp(d, hidden, out, seed)
-    _lbfgs(params, f_tr, y_tr, kind, float(l2), int(max_iter))
+    with _one_thread():
+        _lbfgs(params, f_tr, y_tr, kind, float(l2), int(max_iter))
 
     with torch.no_grad():
         y_eval = y_te if kind == "categorical" else (y_te - y_shift) / y_scale
