@@ -55,6 +55,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     ".representations",
     ".mtp_transfer",
     ".length_awareness",
+    ".heads_width",
 )
 
 __all__ = [
