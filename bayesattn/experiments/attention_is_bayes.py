@@ -36,6 +36,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ._posteriors import exact_vs_net_draws
 from ._registry import Experiment, Stage, StageOutput, Verdict, register
 from ._verdicts import ci_numbers, ci_text, direction, pick
 from ._verdicts import stage_frame as _frame
@@ -291,35 +292,10 @@ def _regression(ctx) -> StageOutput:
     worst = (per[per["metric"] == "max_err_pred_sd"].groupby(["method", "L"], sort=False)
              ["value"].max().reset_index().assign(metric="worst_err_pred_sd"))
     summary = pd.concat([summary, worst], ignore_index=True)
-    return StageOutput(summary, artifacts={"per_sequence": per,
-                                           **_posterior_draws(ctx, model, net)})
-
-
-def _posterior_draws(ctx, model, net, num_datasets: int = 16, num_draws: int = 500) -> dict:
-    """Exact and amortized posterior draws of the weights z as ArviZ InferenceData."""
-    import arviz as az
-    import torch
-
-    lengths = ctx.params["lengths"]
-    lo, hi = ctx.params["train_len"]
+    lengths, (lo, hi) = p["lengths"], p["train_len"]
     inside = [v for v in lengths if lo <= v <= hi] or [min(lengths)]
-    out = {}
-    for length in sorted({min(inside), max(inside), max(lengths)}):
-        batch = model.simulate(num_datasets, length, seed=ctx.seed_for("draws", length))
-        with torch.no_grad():
-            q = net.posterior(batch.x.float().to(ctx.device))
-        exact = model.exact_posterior(batch.x)
-        for name, dist in (("exact", exact), ("net", q)):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(ctx.seed_for("draws", name, length))
-                z = dist.sample((num_draws,)).double().cpu().numpy()  # (draws, datasets, p)
-            out[f"posterior_{name}_L{length}"] = az.from_dict(
-                posterior={"z": z[None]},  # (chain, draw, dataset, coordinate)
-                observed_data={"x": batch.x.numpy()},
-                dims={"z": ["dataset", "coordinate"], "x": ["dataset", "token", "feature"]},
-                attrs={"model": model.name, "L": int(length), "posterior": name},
-            )
-    return out
+    draws = exact_vs_net_draws(ctx, model, net, {min(inside), max(inside), max(lengths)})
+    return StageOutput(summary, artifacts={"per_sequence": per, **draws})
 
 
 # ------------------------------------------------------------------ P6: GP regression

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._posteriors import exact_vs_net_draws
 from ._registry import Experiment, Stage, StageOutput, Verdict, register
 from ._verdicts import ci_numbers, ci_text, direction, pick
 from ._verdicts import stage_frame as _frame
@@ -111,35 +112,11 @@ def _evaluate(ctx) -> StageOutput:
                             seed=ctx.seed_for("evaluate"))
         frames.append(summary)
     per_all = pd.concat(per_frames, ignore_index=True)
-    artifacts = {"per_sequence": per_all, **_posterior_draws(ctx, model)}
-    return StageOutput(pd.concat(frames, ignore_index=True), artifacts=artifacts)
-
-
-def _posterior_draws(ctx, model, num_datasets: int = 16, num_draws: int = 500) -> dict:
-    """Exact and amortized posterior draws of z as ArviZ InferenceData (one pair per L)."""
-    import arviz as az
-    import torch
-
+    lo, hi = p["train_len"]
     net = _candidates(ctx, model)["net (given L)"]
-    lo, hi = ctx.params["train_len"]
-    out = {}
-    for length in sorted({lo, hi, max(ctx.params["lengths"])}):
-        batch = model.simulate(num_datasets, length, seed=ctx.seed_for("draws", length))
-        with torch.no_grad():
-            q = net.posterior(batch.x.float().to(ctx.device))
-            q = torch.distributions.Categorical(logits=q.logits.double().cpu())
-        p = model.exact_posterior(batch.x)
-        for name, dist in (("exact", p), ("net", q)):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(ctx.seed_for("draws", name, length))
-                z = dist.sample((num_draws,)).numpy()  # (draws, datasets)
-            out[f"posterior_{name}_L{length}"] = az.from_dict(
-                posterior={"z": z[None]},  # (chain, draw, dataset)
-                observed_data={"x": batch.x.numpy()},
-                dims={"z": ["dataset"], "x": ["dataset", "token", "coordinate"]},
-                attrs={"model": model.name, "L": int(length), "posterior": name},
-            )
-    return out
+    draws = exact_vs_net_draws(ctx, model, net, {lo, hi, max(p["lengths"])})
+    artifacts = {"per_sequence": per_all, **draws}
+    return StageOutput(pd.concat(frames, ignore_index=True), artifacts=artifacts)
 
 
 def _slopes(ctx) -> pd.DataFrame:

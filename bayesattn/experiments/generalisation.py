@@ -32,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._registry import Experiment, Stage, Verdict, register
+from ._posteriors import exact_vs_net_draws
+from ._registry import Experiment, Stage, StageOutput, Verdict, register
 from ._verdicts import ci_text, combine_replicates
 from ._verdicts import stage_frame as _frame
 
@@ -72,25 +73,32 @@ def _model():
 
 
 # stages -------------------------------------------------------------------------
-def _gaps(ctx) -> pd.DataFrame:
-    """One network per (objective, replicate, N, L): train / test / gap rows."""
+def _gaps(ctx) -> StageOutput:
+    """One network per (objective, replicate, N, L): train / test / gap rows, and posterior
+    draws of the first objective's networks at the smallest and largest N (smallest L)."""
     from bayesattn.gaps import generalisation_gap
 
     model, p = _model(), ctx.params
     options = {"dim": p["dim"], "num_heads": p["num_heads"], "num_blocks": p["num_blocks"]}
-    frames = []
+    frames, draws = [], {}
     for objective in p["objectives"]:
         for rep in range(int(p["replicates"])):
-            frame = generalisation_gap(
+            frame, nets = generalisation_gap(
                 model, train_sizes=p["train_sizes"], lengths=p["lengths"], steps=p["steps"],
                 batch_size=p["batch_size"], objective=objective, encoder="set-transformer",
                 encoder_options=options, num_test=p["num_test"],
                 seed=ctx.seed_for("gaps", objective, rep), device=ctx.device, lr=p["lr"],
-                num_resamples=p["num_resamples"], progress=ctx.progress)
+                num_resamples=p["num_resamples"], progress=ctx.progress,
+                return_networks=True)
+            if not draws:  # overfitting made visible: exact vs net on fresh sequences
+                length = min(p["lengths"])
+                for n in sorted({min(p["train_sizes"]), max(p["train_sizes"])}):
+                    draws.update(exact_vs_net_draws(ctx, model, nets[(n, length)], [length],
+                                                    num_datasets=16, label=f"_N{n}"))
             frame.insert(0, "replicate", rep)
             frame.insert(0, "objective", objective)
             frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    return StageOutput(pd.concat(frames, ignore_index=True), artifacts=draws)
 
 
 def _summary(ctx) -> pd.DataFrame:

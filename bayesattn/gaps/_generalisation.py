@@ -97,7 +97,8 @@ def generalisation_gap(
     net_factory: Callable[[], Any] | None = None,
     num_resamples: int = 1000,
     progress: bool = False,
-) -> pd.DataFrame:
+    return_networks: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, dict[tuple[int, int], Any]]:
     """Train on fixed sets of N sequences of L tokens; measure test minus training loss.
 
     Every (N, L) pair gets a fresh network (same initialisation seed), trained for
@@ -121,12 +122,13 @@ def generalisation_gap(
             ``encoder``/``encoder_options``).
         num_resamples: Bootstrap resamples for the CIs.
         progress: Show a tqdm bar over the (N, L) grid.
+        return_networks: Also return the trained networks, ``{(N, L): net}``.
 
     Returns:
         Tidy frame with columns ``N, L, metric, value, ci_low, ci_high, se, n`` and the
         metrics ``train_nll``, ``test_nll``, ``gap_nll`` (= test - train, in nats per
         sequence) and, for models with an exact posterior, ``train_kl``, ``test_kl``,
-        ``gap_kl``.
+        ``gap_kl``. With ``return_networks``, the pair ``(frame, networks)``.
     """
     from bayesattn.inference import AmortizedPosterior, fixed_training_set, train
 
@@ -142,7 +144,7 @@ def generalisation_gap(
         from tqdm.auto import tqdm
 
         grid = tqdm(grid, desc=f"generalisation ({model.name})", leave=False)
-    rows = []
+    rows, nets = [], {}
     for n, length in grid:
         if net_factory is not None:
             net = net_factory()
@@ -162,7 +164,10 @@ def generalisation_gap(
                 rows.append({"N": n, "L": length, "metric": name, **est.row()})
             est = _difference(te[key], tr[key], num_resamples=num_resamples, seed=seed)
             rows.append({"N": n, "L": length, "metric": f"gap_{key}", **est.row()})
-    return pd.DataFrame(rows)
+        if return_networks:
+            nets[(n, length)] = net
+    frame = pd.DataFrame(rows)
+    return (frame, nets) if return_networks else frame
 
 
 def fit_slope(
