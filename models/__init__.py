@@ -4,6 +4,12 @@ Each model is written twice, in Pyro and in NumPyro, side by side in one file;
 ``simulate`` runs the Pyro program; ``exact_posterior`` gives the closed-form or
 enumerated posterior where one exists.
 
+Positional (non-exchangeable) ground truths for the filtering experiments live
+beside the zoo in their own registry (``sequence_names()``, ``get_sequence``):
+``change-point`` (sticky HMM, forward-backward) and ``gp-signal`` (GP prior,
+linear-Gaussian). ``contaminate(model, epsilon, kind)`` turns a finite mixture into
+its ε-contamination model.
+
 >>> from bayesattn import models
 >>> m = models.get("beta-bernoulli")
 >>> batch = m.simulate(4, 16, seed=0)
@@ -14,9 +20,11 @@ torch.Size([4])
 # The zoo: importing a module registers its models.
 from . import (  # noqa: F401, E402  (importing registers; names() sorts)
     beta_bernoulli,
+    change_point,
     concept_mixture,
     dirichlet_categorical,
     gamma_poisson,
+    gp_signal,
     linear_regression,
     logistic_regression,
     normal_inverse_gamma,
@@ -27,16 +35,30 @@ from . import (  # noqa: F401, E402  (importing registers; names() sorts)
 from ._base import ExchangeableModel
 from ._errors import ModelInputError, NoExactPosterior, UnknownModelError
 from ._registry import get, names, register, unregister
+from ._sequence import SequenceModel, get_sequence, register_sequence, sequence_names
 from ._setbatch import SetBatch
+from .change_point import ChangePoint, ChangePointPosterior
+from .contamination import ContaminatedBatch, ContaminatedMixture, contaminate
+from .gp_signal import GPSignal
 
 __all__ = [
+    "ChangePoint",
+    "ChangePointPosterior",
+    "ContaminatedBatch",
+    "ContaminatedMixture",
     "ExchangeableModel",
+    "GPSignal",
     "ModelInputError",
     "NoExactPosterior",
+    "SequenceModel",
     "SetBatch",
     "UnknownModelError",
+    "contaminate",
     "get",
+    "get_sequence",
     "names",
     "register",
+    "register_sequence",
+    "sequence_names",
     "unregister",
 ]

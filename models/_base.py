@@ -70,6 +70,29 @@ from ._validation import as_tensor, check_dtype, check_latent, check_tokens
 Backend = Literal["pyro", "numpyro"]
 
 
+def trace_program(program: Any, num_sequences: Any, seq_len: Any, seed: Any,
+                  device: Any = None) -> Any:
+    """Run a Pyro program ``program(num_sequences=, seq_len=, device=)`` once, seeded.
+
+    Checks the sizes and the seed, forks the torch RNG (CPU, and the CUDA device when
+    simulating there) so the caller's global state is left alone, and returns the trace.
+    """
+    for label, v in (("num_sequences", num_sequences), ("seq_len", seq_len)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ModelInputError(f"{label} must be an integer >= 1; got {v!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ModelInputError(f"seed must be an int; got {seed!r}.")
+    device = torch.device(device or "cpu")
+    fork_devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices, device_type=device.type):
+        torch.manual_seed(int(seed))
+        if device.type == "cuda":
+            torch.cuda.manual_seed(int(seed))
+        return poutine.trace(program).get_trace(
+            num_sequences=int(num_sequences), seq_len=int(seq_len), device=device
+        )
+
+
 class ExchangeableModel(abc.ABC):
     """Base class for exchangeable latent-variable models (``z -> x_1..x_L``, ``z -> y``).
 
@@ -259,20 +282,7 @@ class ExchangeableModel(abc.ABC):
             A :class:`SetBatch` with ``z (B, *latent_shape)``, ``x (B, L, *token_shape)``,
             ``y (B, *target_shape)`` and an all-True mask.
         """
-        for label, v in (("num_sequences", num_sequences), ("seq_len", seq_len)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ModelInputError(f"{label} must be an integer >= 1; got {v!r}.")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ModelInputError(f"seed must be an int; got {seed!r}.")
-        device = torch.device(device or "cpu")
-        fork_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices, device_type=device.type):
-            torch.manual_seed(int(seed))
-            if device.type == "cuda":
-                torch.cuda.manual_seed(int(seed))
-            tr = poutine.trace(self.pyro_model).get_trace(
-                num_sequences=int(num_sequences), seq_len=int(seq_len), device=device
-            )
+        tr = trace_program(self.pyro_model, num_sequences, seq_len, seed, device)
         z = tr.nodes["z"]["value"].squeeze(1)
         x = tr.nodes["x"]["value"]
         y = tr.nodes["y"]["value"].squeeze(1)

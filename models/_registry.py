@@ -40,6 +40,16 @@ def register(cls: type[ExchangeableModel]) -> type[ExchangeableModel]:
     return cls
 
 
+def lookup(registry: dict[str, Any], name: str, kind: str, known: str) -> Any:
+    """``registry[name]``, or UnknownModelError naming close matches and ``known``."""
+    try:
+        return registry[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), registry, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownModelError(f"unknown {kind} {name!r}.{hint} {known}") from None
+
+
 def unregister(name: str) -> None:
     """Remove a model from the registry (used by tests and notebooks)."""
     _REGISTRY.pop(name, None)
@@ -56,12 +66,6 @@ def get(name: str, **params: Any) -> ExchangeableModel:
     Raises:
         UnknownModelError: no such model (the message lists close matches).
     """
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(str(name), _REGISTRY, n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise UnknownModelError(
-            f"unknown model {name!r}.{hint} Known models: {', '.join(names())}."
-        ) from None
+    cls = lookup(_REGISTRY, name, "model",
+                 f"Known models: {', '.join(names())}.")
     return cls(**params)
