@@ -14,6 +14,9 @@ Amortized inference:
 Attention building blocks:
     :class:`MultiHeadAttention` with pluggable kernels (``make_kernel``,
     ``register_kernel``), the encoders (``make_encoder``) and heads (``make_head``).
+    Paper 2's filtering variants: ``BilateralKernel`` ("bilateral"), ``TwicingKernel``
+    ("twicing"), ``sinusoidal_encoding`` and the ``residual`` / ``positional`` options
+    of ``TransformerEncoder``.
 """
 
 from . import oracle
@@ -32,6 +35,7 @@ from ._attention import (
 )
 from ._diagnostics import DEFAULT_GATE, ConvergenceGate, per_dataset_diagnostics
 from ._encoders import DeepSets, SetTransformer, TransformerEncoder, make_encoder
+from ._filtering import BilateralKernel, TwicingKernel, sinusoidal_encoding
 from ._ground_truth import METHODS, reference_posterior
 from ._heads import PosteriorHead, make_head
 from ._reference import Reference, UnconvergedReferenceError
@@ -43,6 +47,7 @@ __all__ = [
     "AmortizedPosterior",
     "AttentionConfig",
     "AttentionKernel",
+    "BilateralKernel",
     "CMEKernel",
     "ConvergenceGate",
     "DeepSets",
@@ -56,6 +61,7 @@ __all__ = [
     "TrainResult",
     "TrainingDivergedError",
     "TransformerEncoder",
+    "TwicingKernel",
     "UnconvergedReferenceError",
     "kernel_names",
     "make_encoder",
@@ -65,6 +71,7 @@ __all__ = [
     "per_dataset_diagnostics",
     "reference_posterior",
     "register_kernel",
+    "sinusoidal_encoding",
     "train",
     "fixed_training_set",
 ]

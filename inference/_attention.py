@@ -9,6 +9,9 @@ name. Built-in kernels:
 * ``"gaussian"``: non-local means, ``softmax(-||q - k||^2 / (2 sqrt(dh)))``.
 * ``"cme"``: kernel conditional mean embedding (kernel ridge regression, paper 1),
   ``out(q) = V^T (G + n lambda I)^-1 kappa_K(q)`` over the real keys only.
+* ``"twicing"``: ``(2A - A^2) V`` for any base kernel A (paper 2's boosting).
+* ``"bilateral"`` (in ``_positions.py``): range kernel times a spatial kernel over token
+  positions, one learnable bandwidth per head (our reconstruction of paper 2).
 
 Masks are boolean, True = real token. Padded keys never change an output.
 """
@@ -96,7 +99,15 @@ class AttentionKernel(nn.Module):
     weights); the public ``attend`` / ``weights`` validate and then call them. Extra
     keyword inputs (e.g. token positions for a bilateral kernel) are passed through from
     :meth:`MultiHeadAttention.forward`.
+
+    Attributes:
+        per_head: The constructor takes ``num_heads`` (per-head parameters);
+            :class:`MultiHeadAttention` then passes its head count.
+        uses_positions: The kernel needs token positions (``positions=...``).
     """
+
+    per_head: bool = False
+    uses_positions: bool = False
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None = None, *,
                dropout_p: float = 0.0, **inputs: Any) -> Tensor:
@@ -152,7 +163,7 @@ class LogitKernel(AttentionKernel):
 
     def _attend(self, q, k, v, key_mask, *, dropout_p=0.0, **inputs):
         w = F.dropout(self._weights(q, k, key_mask, **inputs), p=dropout_p)  # (B, H, Q, L)
-        return w @ v  # (B, H, Q, dv)
+        return w.to(v.dtype) @ v  # (B, H, Q, dv)
 
 
 KERNELS: dict[str, type[AttentionKernel]] = {}
@@ -173,12 +184,18 @@ def kernel_names() -> list[str]:
     return sorted(KERNELS)
 
 
-def make_kernel(name: str, **kw: Any) -> AttentionKernel:
-    """Build a registered kernel, e.g. ``make_kernel("cme", kappa="linear", ridge=0.5)``."""
+def make_kernel(name: str, *, num_heads: int | None = None, **kw: Any) -> AttentionKernel:
+    """Build a registered kernel, e.g. ``make_kernel("cme", kappa="linear", ridge=0.5)``.
+
+    ``num_heads`` is passed on only to kernels with per-head parameters (``per_head``).
+    """
     if name not in KERNELS:
         raise AttentionInputError(f"unknown attention kernel {name!r}; expected one of "
                                   f"{kernel_names()}. Register new ones with @register_kernel.")
-    return KERNELS[name](**kw)
+    cls = KERNELS[name]
+    if num_heads is not None and cls.per_head:
+        kw["num_heads"] = num_heads
+    return cls(**kw)
 
 
 @register_kernel("softmax")
@@ -366,7 +383,7 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(dim_kv, c.dim, bias=c.bias)
         self.v_proj = nn.Linear(dim_kv, c.dim, bias=c.bias)
         self.out_proj = nn.Linear(c.dim, c.dim, bias=c.bias)
-        self.kernel = make_kernel(c.kernel, **c.kernel_kwargs)
+        self.kernel = make_kernel(c.kernel, **{"num_heads": c.num_heads, **c.kernel_kwargs})
         self.resid_dropout = nn.Dropout(c.dropout)
 
     def forward(self, query: Tensor, context: Tensor | None = None,

@@ -1,8 +1,11 @@
 """Permutation-invariant set encoders: ``(x (B, L, in_dim), mask (B, L)) -> (B, out_dim)``.
 
 * :class:`SetTransformer` (Lee et al. 2019): SAB or ISAB blocks, pooled by PMA.
-* :class:`TransformerEncoder`: pre-norm transformer layers without positional encoding,
-  pooled by a masked mean, PMA or a learned CLS token.
+* :class:`TransformerEncoder`: pre-norm transformer layers, by default without positional
+  encoding, pooled by a masked mean, PMA or a learned CLS token. Options (paper 2 of
+  SCIENCE.md): ``positional`` (``"none"``, absolute ``"sinusoidal"``, ``"relative"``
+  through a position-aware kernel such as ``"bilateral"``, or ``"alibi"``) and
+  ``residual`` (``"standard"``, ``"boosting"``, ``"none"``).
 * :class:`DeepSets`: per-token MLP, masked mean (and/or sum) pooling, MLP; no attention.
 
 Padded tokens (mask False) are masked out of every attention and every pooling step, so
@@ -24,6 +27,10 @@ from ._attention import (
     check_mask,
     check_tokens,
 )
+from ._filtering import TwicingKernel, check_positions, index_positions, sinusoidal_encoding
+
+RESIDUALS = ("standard", "boosting", "none")
+POSITIONALS = ("none", "sinusoidal", "relative", "alibi")
 
 
 def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
@@ -69,6 +76,11 @@ class MAB(nn.Module):
     """Pre-norm multihead attention block: ``H = X + Attn(LN(X), LN(Y))``,
     ``out = H + FF(LN(H))``.
 
+    The attention residual is switchable (paper 2 of SCIENCE.md): ``"standard"``
+    ``H = X + Attn``; ``"boosting"`` ``H = X + Attn + lambda (X0 - X)`` with a learnable
+    scalar lambda (initialised at 0, i.e. standard) and X0 the input of the block stack;
+    ``"none"`` ``H = Attn`` (the feed-forward keeps its residual).
+
     Args:
         dim: Token width.
         num_heads: Attention heads.
@@ -76,12 +88,17 @@ class MAB(nn.Module):
         dropout: Dropout in attention and feed-forward.
         ff_mult: Hidden width factor of the feed-forward.
         self_attention: Attend over X itself (``y=None``) with one shared norm.
+        residual: ``"standard"``, ``"boosting"`` or ``"none"`` (see above).
     """
 
     def __init__(self, dim: int, num_heads: int, kernel: str = "softmax", *,
                  kernel_kwargs: dict[str, Any] | None = None, dropout: float = 0.0,
-                 ff_mult: int = 4, self_attention: bool = False) -> None:
+                 ff_mult: int = 4, self_attention: bool = False,
+                 residual: str = "standard") -> None:
         super().__init__()
+        self.residual = _choice(residual, "residual", RESIDUALS)
+        if residual == "boosting":
+            self.boost = nn.Parameter(torch.zeros(()))  # lambda
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = None if self_attention else nn.LayerNorm(dim)
         self.attn = MultiHeadAttention(AttentionConfig(
@@ -89,15 +106,24 @@ class MAB(nn.Module):
         self.norm_ff = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, ff_mult, dropout)
 
-    def forward(self, x: Tensor, y: Tensor | None, y_mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None, y_mask: Tensor | None,
+                x0: Tensor | None = None, **kernel_inputs: Any) -> Tensor:
         """x ``(B, N, dim)`` attends over y ``(B, L, dim)`` (None: self-attention) with
-        y_mask bool ``(B, L)``; returns ``(B, N, dim)``."""
+        y_mask bool ``(B, L)``; returns ``(B, N, dim)``. ``x0`` ``(B, N, dim)``: input of
+        the block stack (boosting residual; default x). ``kernel_inputs`` (e.g. positions)
+        go to the attention kernel."""
         if (y is None) != (self.norm_kv is None):
             raise AttentionInputError("a MAB built with self_attention=True takes y=None; "
                                       "one built without it needs a context y.")
         xn = self.norm_q(x)
         yn = xn if y is None else self.norm_kv(y)
-        h = x + self.attn(xn, yn, y_mask)
+        a = self.attn(xn, yn, y_mask, **kernel_inputs)  # (B, N, dim)
+        if self.residual == "standard":
+            h = x + a
+        elif self.residual == "boosting":
+            h = x + a + self.boost * ((x if x0 is None else x0) - x)
+        else:
+            h = a
         return h + self.ff(self.norm_ff(h))
 
 
@@ -109,8 +135,9 @@ class SAB(nn.Module):
         super().__init__()
         self.mab = MAB(dim, num_heads, kernel, self_attention=True, **kw)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        return self.mab(x, None, mask)
+    def forward(self, x: Tensor, mask: Tensor | None = None, x0: Tensor | None = None,
+                **kernel_inputs: Any) -> Tensor:
+        return self.mab(x, None, mask, x0, **kernel_inputs)
 
 
 class ISAB(nn.Module):
@@ -160,20 +187,30 @@ class SetEncoder(nn.Module):
 
     in_dim: int
     out_dim: int
+    accepts_positions: bool = False
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None, *,
+                positions: Tensor | None = None) -> Tensor:
         """Pooled representation.
 
         Args:
             x: Tokens, float ``(B, L, in_dim)``.
             mask: Bool ``(B, L)``, True = real token; None = all real.
+            positions: Token positions ``(B, L)`` or ``(B, L, P)`` for an encoder with a
+                positional encoding; None = token indices ``0..L-1``.
 
         Returns:
             Tensor of shape ``(B, out_dim)``.
         """
         check_tokens(x, "x", self.in_dim)
         mask = check_mask(mask, x.shape[0], x.shape[1], "mask")
-        return self.encode(x, mask)
+        if positions is None:
+            return self.encode(x, mask)
+        if not self.accepts_positions:
+            raise AttentionInputError(
+                f"{type(self).__name__} has no positional encoding, so it takes no positions; "
+                "use TransformerEncoder(positional=...) or drop positions=.")
+        return self.encode(x, mask, positions=check_positions(positions, *x.shape[:2]))
 
     def encode(self, x: Tensor, mask: Tensor | None) -> Tensor:
         raise NotImplementedError
@@ -221,7 +258,7 @@ class SetTransformer(SetEncoder):
 
 
 class TransformerEncoder(SetEncoder):
-    """Pre-norm transformer encoder without positional encoding, then pooling.
+    """Pre-norm transformer encoder, by default without positional encoding, then pooling.
 
     Args:
         in_dim: Token features.
@@ -233,34 +270,81 @@ class TransformerEncoder(SetEncoder):
         kernel: Attention kernel name; kernel_kwargs are passed to it.
         dropout: Dropout in attention and feed-forward layers.
         ff_mult: Hidden width factor of the feed-forward layers.
+        residual: Attention residual of every layer: ``"standard"`` ``x + Attn(x)``,
+            ``"boosting"`` ``x + Attn(x) + lambda_l (x0 - x)`` (learnable lambda_l per
+            layer, x0 the input of the first layer) or ``"none"`` ``Attn(x)``.
+        positional: ``"none"`` (a set encoder: permutation invariant), ``"sinusoidal"``
+            (absolute encoding added to the embeddings), ``"relative"`` (positions passed to
+            a position-aware kernel, e.g. ``kernel="bilateral"`` or ``"twicing"`` with
+            ``base="bilateral"``) or ``"alibi"`` (shorthand for ``"relative"`` with the
+            bilateral kernel's ``spatial="laplacian"`` bias). Positions default to token
+            indices; pass ``positions=`` to ``forward`` for others (e.g. a 2-D grid). With
+            a relative encoding, PMA pooling attends with plain softmax and ``"cls"``
+            pooling is not available (the CLS token has no position).
     """
 
     def __init__(self, in_dim: int, dim: int = 64, num_heads: int = 4, num_layers: int = 2,
                  pooling: str = "mean", kernel: str = "softmax", *, dropout: float = 0.0,
-                 ff_mult: int = 4, kernel_kwargs: dict[str, Any] | None = None) -> None:
+                 ff_mult: int = 4, kernel_kwargs: dict[str, Any] | None = None,
+                 residual: str = "standard", positional: str = "none") -> None:
         super().__init__()
         self.in_dim = _positive_int(in_dim, "in_dim")
         self.pooling = _choice(pooling, "pooling", ("mean", "pma", "cls"))
+        self.positional = _choice(positional, "positional", POSITIONALS)
+        self.accepts_positions = positional != "none"
+        kernel_kwargs = dict(kernel_kwargs or {})
+        if positional == "alibi":
+            if kernel not in ("softmax", "bilateral"):
+                raise AttentionInputError("positional='alibi' uses the bilateral kernel with a "
+                                          "laplacian spatial term; pass kernel='softmax' or "
+                                          f"'bilateral', got {kernel!r}.")
+            kernel = "bilateral"
+            kernel_kwargs.setdefault("spatial", "laplacian")
+        if positional == "sinusoidal" and dim % 2:
+            raise AttentionInputError(f"a sinusoidal encoding needs an even dim; got {dim}.")
         kw = dict(kernel_kwargs=kernel_kwargs, dropout=dropout, ff_mult=ff_mult)
         self.embed = nn.Linear(in_dim, dim)
+        self.layers = nn.ModuleList(SAB(dim, num_heads, kernel, residual=residual, **kw)
+                                    for _ in range(_positive_int(num_layers, "num_layers")))
+        probe = self.layers[0].mab.attn.kernel
+        relative = positional in ("relative", "alibi")
+        if relative != probe.uses_positions:
+            raise AttentionInputError(
+                f"kernel {kernel!r} {'uses' if probe.uses_positions else 'does not use'} token "
+                f"positions but positional={positional!r}; use positional='relative' with a "
+                "position-aware kernel (e.g. 'bilateral') and 'none'/'sinusoidal' otherwise.")
+        if relative and pooling == "cls":
+            raise AttentionInputError("pooling='cls' needs a position for the CLS token; use "
+                                      "pooling='mean' or 'pma' with a relative encoding.")
         if pooling == "cls":
             self.cls = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, 1, dim)))
-        self.layers = nn.ModuleList(SAB(dim, num_heads, kernel, **kw)
-                                    for _ in range(_positive_int(num_layers, "num_layers")))
-        self.pma = PMA(dim, num_heads, 1, kernel, **kw) if pooling == "pma" else None
+        plain = not (relative or isinstance(probe, TwicingKernel))  # PMA is cross-attention
+        self.pma = (PMA(dim, num_heads, 1, kernel if plain else "softmax",
+                        **(kw if plain else dict(dropout=dropout, ff_mult=ff_mult)))
+                    if pooling == "pma" else None)
         self.norm = nn.LayerNorm(dim)
         self.out_dim = dim
 
-    def encode(self, x: Tensor, mask: Tensor | None) -> Tensor:
+    def encode(self, x: Tensor, mask: Tensor | None, positions: Tensor | None = None
+               ) -> Tensor:
         h = self.embed(x)  # (B, L, dim)
-        B = h.shape[0]
+        B, L, dim = h.shape
+        inputs: dict[str, Tensor] = {}
+        if self.positional != "none":
+            if positions is None:
+                positions = index_positions(B, L, h.device)  # (B, L)
+            if self.positional == "sinusoidal":
+                h = h + sinusoidal_encoding(positions, dim).to(h.dtype)  # (B, L, dim)
+            else:
+                inputs["positions"] = positions
         if self.pooling == "cls":
             h = torch.cat([self.cls.expand(B, -1, -1), h], dim=1)  # (B, 1 + L, dim)
             if mask is not None:
                 real = torch.ones(B, 1, dtype=torch.bool, device=mask.device)
                 mask = torch.cat([real, mask], dim=1)  # (B, 1 + L)
+        x0 = h  # input of the stack, for the boosting residual
         for layer in self.layers:
-            h = layer(h, mask)
+            h = layer(h, mask, x0, **inputs)
         if self.pooling == "mean":
             pooled = masked_mean(h, mask)  # (B, dim)
         elif self.pooling == "cls":
