@@ -56,6 +56,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     ".mtp_transfer",
     ".length_awareness",
     ".heads_width",
+    ".oversmoothing_boosting",
 )
 
 __all__ = [
