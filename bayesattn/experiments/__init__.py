@@ -57,6 +57,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     ".length_awareness",
     ".heads_width",
     ".oversmoothing_boosting",
+    ".denoising_1d",
 )
 
 __all__ = [
