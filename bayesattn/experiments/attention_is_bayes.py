@@ -269,8 +269,18 @@ def _queries(num: int, q: int, p: int, seed: int):
     return torch.randn(num, q, p, generator=gen, dtype=torch.float64)
 
 
-def _regression(ctx) -> StageOutput:
+def _summary_with_worst(per: pd.DataFrame, metric: str, worst_name: str,
+                        num_resamples: int, seed: int) -> pd.DataFrame:
+    """Per (method, L) means with bootstrap CIs, plus the worst case of ``metric``."""
     from bayesattn.gaps import summarise
+
+    summary = summarise(per, by=("method", "L"), num_resamples=num_resamples, seed=seed)
+    worst = (per[per["metric"] == metric].groupby(["method", "L"], sort=False)["value"]
+             .max().reset_index().assign(metric=worst_name))
+    return pd.concat([summary, worst], ignore_index=True)
+
+
+def _regression(ctx) -> StageOutput:
 
     model, p = _model(), ctx.params
     net = _load_net(ctx, model)
@@ -287,11 +297,8 @@ def _regression(ctx) -> StageOutput:
                                          "dataset": np.arange(values.size),
                                          "metric": metric, "value": values}))
     per = pd.concat(per, ignore_index=True)
-    summary = summarise(per, by=("method", "L"), num_resamples=p["num_resamples"],
-                        seed=ctx.seed_for("p5-summary"))
-    worst = (per[per["metric"] == "max_err_pred_sd"].groupby(["method", "L"], sort=False)
-             ["value"].max().reset_index().assign(metric="worst_err_pred_sd"))
-    summary = pd.concat([summary, worst], ignore_index=True)
+    summary = _summary_with_worst(per, "max_err_pred_sd", "worst_err_pred_sd",
+                                  p["num_resamples"], ctx.seed_for("p5-summary"))
     lengths, (lo, hi) = p["lengths"], p["train_len"]
     inside = [v for v in lengths if lo <= v <= hi] or [min(lengths)]
     draws = exact_vs_net_draws(ctx, model, net, {min(inside), max(inside), max(lengths)})
@@ -319,7 +326,6 @@ def gp_predictions(data: dict, length: int, chunk: int = 16) -> dict:
 
 
 def _gp(ctx) -> StageOutput:
-    from bayesattn.gaps import summarise
 
     p = ctx.params
     per = []
@@ -341,11 +347,8 @@ def _gp(ctx) -> StageOutput:
                                      "dataset": np.arange(values.size), "metric": metric,
                                      "value": values / GP["prior_sd"]}))
     per = pd.concat(per, ignore_index=True)
-    summary = summarise(per, by=("method", "L"), num_resamples=p["num_resamples"],
-                        seed=ctx.seed_for("p6-summary"))
-    worst = (per[per["metric"] == "diff_vs_exact"].groupby(["method", "L"], sort=False)
-             ["value"].max().reset_index().assign(metric="worst_diff_vs_exact"))
-    summary = pd.concat([summary, worst], ignore_index=True)
+    summary = _summary_with_worst(per, "diff_vs_exact", "worst_diff_vs_exact",
+                                  p["num_resamples"], ctx.seed_for("p6-summary"))
     return StageOutput(summary, artifacts={"per_sequence": per})
 
 

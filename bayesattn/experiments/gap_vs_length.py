@@ -101,7 +101,8 @@ def _evaluate(ctx) -> StageOutput:
 
     model, p = _model(), ctx.params
     frames, per_frames = [], []
-    for name, cand in _candidates(ctx, model).items():
+    candidates = _candidates(ctx, model)
+    for name, cand in candidates.items():
         device = ctx.device if name.startswith("net") else "cpu"
         _, per = gap_vs_length(cand, model, p["lengths"], num_sequences=p["num_sequences"],
                                seed=ctx.seed_for("evaluate"), device=device,
@@ -113,7 +114,7 @@ def _evaluate(ctx) -> StageOutput:
         frames.append(summary)
     per_all = pd.concat(per_frames, ignore_index=True)
     lo, hi = p["train_len"]
-    net = _candidates(ctx, model)["net (given L)"]
+    net = candidates["net (given L)"]
     draws = exact_vs_net_draws(ctx, model, net, {lo, hi, max(p["lengths"])})
     artifacts = {"per_sequence": per_all, **draws}
     return StageOutput(pd.concat(frames, ignore_index=True), artifacts=artifacts)

@@ -146,6 +146,19 @@ def _levels(levels) -> list[float]:
     return out
 
 
+def _draws_and_truth(samples, truth, name: str, *, min_draws: int):
+    """``samples`` (S, B, ...) with S >= ``min_draws`` and ``truth`` (B, ...) as arrays."""
+    draws = as_numpy(samples, name)
+    true = as_numpy(truth, "truth")
+    if draws.ndim < 2 or draws.shape[0] < min_draws:
+        raise ValueError(f"{name}: expected draws of shape (S, B, ...) with S >= {min_draws}, "
+                         f"got shape {draws.shape}")
+    if draws.shape[1:] != true.shape:
+        raise ValueError(f"truth: expected shape {draws.shape[1:]} ({name}.shape[1:]), got "
+                         f"{true.shape}")
+    return draws, true
+
+
 def coverage(
     q_samples,
     truth,
@@ -175,14 +188,7 @@ def coverage(
         usually are not, so with C > 1 it is optimistic (pass one coordinate for a
         strict interval).
     """
-    draws = as_numpy(q_samples, "q_samples")
-    true = as_numpy(truth, "truth")
-    if draws.ndim < 2 or draws.shape[0] < 2:
-        raise ValueError(f"q_samples: expected draws of shape (S, B, ...) with S >= 2, got "
-                         f"shape {draws.shape}")
-    if draws.shape[1:] != true.shape:
-        raise ValueError(f"truth: expected shape {draws.shape[1:]} (q_samples.shape[1:]), got "
-                         f"{true.shape}")
+    draws, true = _draws_and_truth(q_samples, truth, "q_samples", min_draws=2)
     if not 0.0 < ci_level < 1.0:
         raise ValueError(f"ci_level: expected a number in (0, 1), got {ci_level!r}")
     levs = _levels(levels)
@@ -216,14 +222,7 @@ def sbc_ranks(posterior_samples, truth, *, seed: int = 0) -> np.ndarray:
     Returns:
         Integer array of shape (B, ...).
     """
-    draws = as_numpy(posterior_samples, "posterior_samples")
-    true = as_numpy(truth, "truth")
-    if draws.ndim < 1 or draws.shape[0] < 1:
-        raise ValueError(f"posterior_samples: expected shape (S, B, ...) with S >= 1, got "
-                         f"{draws.shape}")
-    if draws.shape[1:] != true.shape:
-        raise ValueError(f"truth: expected shape {draws.shape[1:]} "
-                         f"(posterior_samples.shape[1:]), got {true.shape}")
+    draws, true = _draws_and_truth(posterior_samples, truth, "posterior_samples", min_draws=1)
     below = (draws < true).sum(0)
     ties = (draws == true).sum(0)
     rng = np.random.default_rng(seed)
