@@ -107,24 +107,28 @@ class MAB(nn.Module):
         self.ff = FeedForward(dim, ff_mult, dropout)
 
     def forward(self, x: Tensor, y: Tensor | None, y_mask: Tensor | None,
-                x0: Tensor | None = None, **kernel_inputs: Any) -> Tensor:
+                x0: Tensor | None = None, *, return_weights: bool = False,
+                **kernel_inputs: Any) -> Tensor | tuple[Tensor, Tensor | None]:
         """x ``(B, N, dim)`` attends over y ``(B, L, dim)`` (None: self-attention) with
-        y_mask bool ``(B, L)``; returns ``(B, N, dim)``. ``x0`` ``(B, N, dim)``: input of
-        the block stack (boosting residual; default x). ``kernel_inputs`` (e.g. positions)
-        go to the attention kernel."""
+        y_mask bool ``(B, L)``; returns ``(B, N, dim)``, or ``(output, weights)`` with the
+        attention weights ``(B, H, N, L)`` if ``return_weights`` (None for a kernel without
+        weights). ``x0`` ``(B, N, dim)``: input of the block stack (boosting residual;
+        default x). ``kernel_inputs`` (e.g. positions) go to the attention kernel."""
         if (y is None) != (self.norm_kv is None):
             raise AttentionInputError("a MAB built with self_attention=True takes y=None; "
                                       "one built without it needs a context y.")
         xn = self.norm_q(x)
         yn = xn if y is None else self.norm_kv(y)
-        a = self.attn(xn, yn, y_mask, **kernel_inputs)  # (B, N, dim)
+        a = self.attn(xn, yn, y_mask, return_weights=return_weights, **kernel_inputs)
+        a, w = a if return_weights else (a, None)  # (B, N, dim), (B, H, N, L)
         if self.residual == "standard":
             h = x + a
         elif self.residual == "boosting":
             h = x + a + self.boost * ((x if x0 is None else x0) - x)
         else:
             h = a
-        return h + self.ff(self.norm_ff(h))
+        out = h + self.ff(self.norm_ff(h))
+        return (out, w) if return_weights else out
 
 
 class SAB(nn.Module):
@@ -135,9 +139,10 @@ class SAB(nn.Module):
         super().__init__()
         self.mab = MAB(dim, num_heads, kernel, self_attention=True, **kw)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, x0: Tensor | None = None,
-                **kernel_inputs: Any) -> Tensor:
-        return self.mab(x, None, mask, x0, **kernel_inputs)
+    def forward(self, x: Tensor, mask: Tensor | None = None, x0: Tensor | None = None, *,
+                return_weights: bool = False, **kernel_inputs: Any
+                ) -> Tensor | tuple[Tensor, Tensor | None]:
+        return self.mab(x, None, mask, x0, return_weights=return_weights, **kernel_inputs)
 
 
 class ISAB(nn.Module):
@@ -325,8 +330,41 @@ class TransformerEncoder(SetEncoder):
         self.norm = nn.LayerNorm(dim)
         self.out_dim = dim
 
-    def encode(self, x: Tensor, mask: Tensor | None, positions: Tensor | None = None
-               ) -> Tensor:
+    def tokens(self, x: Tensor, mask: Tensor | None = None, *,
+               positions: Tensor | None = None, return_weights: bool = False
+               ) -> Tensor | tuple[Tensor, list[Tensor | None]]:
+        """Per-token outputs of the layer stack, before pooling (for per-position targets
+        such as denoising, and to read the learned attention).
+
+        Args:
+            x: Tokens, float ``(B, L, in_dim)``.
+            mask: Bool ``(B, L)``, True = real token; None = all real.
+            positions: As in :meth:`forward` (encoders with a positional encoding only).
+            return_weights: Also return every layer's attention weights.
+
+        Returns:
+            ``(B, L, dim)`` token outputs (the CLS token of ``pooling="cls"`` left out), or
+            ``(outputs, weights)`` with one ``(B, H, L, L)`` tensor per layer (None for a
+            kernel without weights, e.g. ``"cme"``) if ``return_weights``.
+        """
+        check_tokens(x, "x", self.in_dim)
+        mask = check_mask(mask, x.shape[0], x.shape[1], "mask")
+        if positions is not None:
+            if not self.accepts_positions:
+                raise AttentionInputError(
+                    f"{type(self).__name__}(positional='none') takes no positions; build it "
+                    "with positional=... or drop positions=.")
+            positions = check_positions(positions, *x.shape[:2])
+        h, _, weights = self._stack(x, mask, positions, return_weights)
+        if self.pooling == "cls":
+            h = h[:, 1:]
+            weights = [None if w is None else w[:, :, 1:, 1:] for w in weights]
+        return (h, weights) if return_weights else h
+
+    def _stack(self, x: Tensor, mask: Tensor | None, positions: Tensor | None,
+               return_weights: bool = False
+               ) -> tuple[Tensor, Tensor | None, list[Tensor | None]]:
+        """Embedding, positional encoding, CLS token and layers: ``(h, mask, weights)``."""
         h = self.embed(x)  # (B, L, dim)
         B, L, dim = h.shape
         inputs: dict[str, Tensor] = {}
@@ -343,8 +381,18 @@ class TransformerEncoder(SetEncoder):
                 real = torch.ones(B, 1, dtype=torch.bool, device=mask.device)
                 mask = torch.cat([real, mask], dim=1)  # (B, 1 + L)
         x0 = h  # input of the stack, for the boosting residual
+        weights: list[Tensor | None] = []
         for layer in self.layers:
-            h = layer(h, mask, x0, **inputs)
+            if return_weights:
+                h, w = layer(h, mask, x0, return_weights=True, **inputs)
+                weights.append(w)
+            else:
+                h = layer(h, mask, x0, **inputs)
+        return h, mask, weights
+
+    def encode(self, x: Tensor, mask: Tensor | None, positions: Tensor | None = None
+               ) -> Tensor:
+        h, mask, _ = self._stack(x, mask, positions)
         if self.pooling == "mean":
             pooled = masked_mean(h, mask)  # (B, dim)
         elif self.pooling == "cls":

@@ -213,3 +213,44 @@ def test_bad_inputs_give_clear_errors():
         make_encoder("deepsets", 3, dim=8)(torch.randn(2, 4, 3), positions=torch.zeros(2, 4))
     with pytest.raises(AttentionInputError, match="divisible by 4"):
         sinusoidal_encoding(torch.zeros(1, 3, 2), 6)
+
+
+# ----------------------------------------------------------------------------- token outputs
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_token_outputs_are_what_the_pooling_reads_and_weights_are_rows(pooling):
+    from bayesattn.inference._encoders import masked_mean
+
+    torch.manual_seed(0)
+    enc = TransformerEncoder(3, dim=8, num_heads=2, num_layers=2, pooling=pooling).eval()
+    x, mask = torch.randn(2, 5, 3), _mask()
+    h, weights = enc.tokens(x, mask, return_weights=True)
+    assert h.shape == (2, 5, 8) and len(weights) == 2
+    torch.testing.assert_close(enc.tokens(x, mask), h)
+    for w in weights:
+        assert w.shape == (2, 2, 5, 5)
+        assert (w[1, :, :, ~mask[1]] == 0).all()  # padded keys get no weight
+        if pooling == "mean":  # with CLS, rows keep the CLS token's share
+            torch.testing.assert_close(w.sum(-1), torch.ones(2, 2, 5))
+    if pooling == "mean":
+        torch.testing.assert_close(enc.norm(masked_mean(h, mask)), enc(x, mask))
+    # without positions the token outputs are permutation equivariant
+    perm = torch.tensor([4, 2, 0, 1, 3])
+    torch.testing.assert_close(enc.tokens(x[:, perm]), enc.tokens(x)[:, perm])
+
+
+def test_token_outputs_with_2d_positions_and_non_softmax_kernels():
+    torch.manual_seed(0)
+    enc = TransformerEncoder(1, dim=8, num_heads=2, num_layers=1, kernel="bilateral",
+                             positional="relative").eval()
+    x = torch.randn(2, 6, 1)
+    grid = torch.stack(torch.meshgrid(torch.arange(2.0), torch.arange(3.0), indexing="ij"),
+                       -1).reshape(1, 6, 2).expand(2, 6, 2)
+    h, (w,) = enc.tokens(x, positions=grid, return_weights=True)
+    assert h.shape == (2, 6, 8) and w.shape == (2, 2, 6, 6)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 2, 6))
+    assert not torch.allclose(h, enc.tokens(x, positions=grid * 3))
+    cme = TransformerEncoder(1, dim=8, num_heads=2, num_layers=1, kernel="cme").eval()
+    _, weights = cme.tokens(x, return_weights=True)
+    assert weights[0].shape == (2, 2, 6, 6)
+    with pytest.raises(AttentionInputError, match="takes no positions"):
+        TransformerEncoder(1, dim=8, num_heads=2).tokens(x, positions=grid)
