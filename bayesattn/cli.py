@@ -5,6 +5,8 @@
     bayesattn list [NAME]            list the experiments (or describe one)
     bayesattn run NAME [options]     run an experiment into a run folder
     bayesattn report DIR             regenerate and print the report of a run folder
+    bayesattn assignment student IN.ipynb OUT.ipynb
+                                     write the student version of an assignment notebook
 
 User errors (unknown experiment or preset, unusable output folder, ...) are printed
 as one line ``bayesattn: error: ...`` with exit status 2, never as a traceback.
@@ -137,6 +139,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_assignment(args: argparse.Namespace) -> int:
+    from bayesattn.assignments import make_student
+
+    path = make_student(args.source, args.target, overwrite=args.overwrite)
+    print(f"wrote the student version {path}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``bayesattn: error: ...`` and exit status 2."""
 
@@ -191,17 +201,30 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="regenerate and print the report of a run folder")
     rep.add_argument("folder", type=Path, help="a run folder written by `bayesattn run`")
     rep.set_defaults(func=_cmd_report)
+
+    asg = sub.add_parser("assignment", help="course assignments")
+    asg_sub = asg.add_subparsers(dest="action", required=True)
+    stu = asg_sub.add_parser(
+        "student", help="write the student version of an assignment notebook",
+        description="Replace the solutions (cells tagged 'solution', blocks between "
+        "'# BEGIN SOLUTION' and '# END SOLUTION') by stubs, keep the checks (cells tagged "
+        "'check'), clear all outputs.")
+    stu.add_argument("source", type=Path, help="the solution notebook (.ipynb)")
+    stu.add_argument("target", type=Path, help="where to write the student notebook")
+    stu.add_argument("--overwrite", action="store_true", help="replace TARGET if it exists")
+    stu.set_defaults(func=_cmd_assignment)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
+    from bayesattn.assignments import AssignmentError
     from bayesattn.experiments import ExperimentError
 
     try:
         return int(args.func(args))
-    except ExperimentError as exc:
+    except (ExperimentError, AssignmentError) as exc:
         message = " ".join(str(exc).split())
         print(f"bayesattn: error: {message}", file=sys.stderr)
         return 2
