@@ -58,6 +58,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     ".heads_width",
     ".oversmoothing_boosting",
     ".denoising_1d",
+    ".contamination_attention",
 )
 
 __all__ = [
