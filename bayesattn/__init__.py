@@ -7,6 +7,8 @@ Subpackages (imported lazily so that ``import bayesattn`` stays fast):
     bayesattn.metrics    gap metrics with confidence intervals (pure functions)
     bayesattn.gaps       gap studies returning tidy DataFrames
     bayesattn.experiments  named experiments for the claims P1-P14, run by the CLI
+    bayesattn.check      posterior checks for people and tests (check_posterior, ...)
+    bayesattn.assignments  student versions of course-assignment notebooks
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "models", "inference", "metrics", "gaps", "experiments", "report", "plots", "cli", "demo"
+    "models", "inference", "metrics", "gaps", "experiments", "report", "plots", "cli", "demo",
+    "check", "assignments",
 }
 
 

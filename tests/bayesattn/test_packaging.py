@@ -66,7 +66,7 @@ def test_wheel_contains_only_the_bayesattn_namespace(tmp_path):
 # (metrics sits below everything: pure functions, no PPL or network code)
 LAYER = {
     "metrics": -1, "models": 0, "inference": 1, "gaps": 2, "check": 3,
-    "experiments": 4, "report": 4, "plots": 4, "demo": 4, "cli": 5,
+    "experiments": 4, "report": 4, "plots": 4, "demo": 4, "assignments": 4, "cli": 5,
 }
 SOURCE = {name: ROOT / name for name in ("models", "inference", "bayesattn")}
 
