@@ -85,7 +85,7 @@ def render_report(out: str | os.PathLike[str]) -> str:
 
     if (out / "headline.csv").is_file():
         try:
-            headline = pd.read_csv(out / "headline.csv")
+            headline = pd.read_csv(out / "headline.csv", keep_default_na=False)
         except pd.errors.EmptyDataError:
             headline = pd.DataFrame()
         lines += ["## Headline", "", frame_to_markdown(headline), ""]

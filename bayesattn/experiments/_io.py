@@ -58,12 +58,17 @@ def write_csv(path: Path, frame: Any) -> Path:
     return Path(path)
 
 
-def read_csv(path: Path) -> Any:
-    """Read a CSV written by :func:`write_csv`; an empty file gives an empty DataFrame."""
+def read_csv(path: Path, *, keep_text: bool = False) -> Any:
+    """Read a CSV written by :func:`write_csv`; an empty file gives an empty DataFrame.
+
+    ``keep_text=True`` keeps every cell as written (empty cells stay ``""``, "n/a" stays
+    text): for display tables such as headline.csv, where pandas' default would turn them
+    into NaN and the report would print "nan".
+    """
     import pandas as pd
 
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, keep_default_na=not keep_text)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
 

@@ -186,7 +186,7 @@ def _execute(
     if experiment.headline is not None:
         headline = _as_frame(experiment.headline(results), "headline")
         write_csv(work / "headline.csv", headline)
-        headline = read_csv(work / "headline.csv")
+        headline = read_csv(work / "headline.csv", keep_text=True)
     else:
         (work / "headline.csv").unlink(missing_ok=True)
 
