@@ -59,6 +59,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     ".oversmoothing_boosting",
     ".denoising_1d",
     ".contamination_attention",
+    ".denoising_2d",
 )
 
 __all__ = [

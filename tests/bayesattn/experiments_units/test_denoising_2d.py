@@ -1,0 +1,152 @@
+"""Unit tests of the denoising-2d experiment (E2): nets, training, metrics and verdict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bayesattn.experiments import denoising_2d as d2
+
+_P = {"grid_width": 4, "gp": {"kernel": "rbf", "lengthscale": 1.5, "amplitude": 1.0,
+                              "noise_scale": 0.5},
+      "dim": 8, "num_heads": 2, "num_layers": 2, "bandwidth": None}
+
+
+def _x(b=3, seed=0):
+    return torch.randn(b, 16, generator=torch.Generator().manual_seed(seed))
+
+
+def test_exact_posterior_mean_is_the_2d_smoother():
+    model = d2.gp_model(_P)
+    x = _x(4).double()
+    pm = model.exact_posterior(x).mean.numpy()
+    # independent computation: S from the RBF formula on the (row, col) grid
+    r, c = np.divmod(np.arange(16), 4)
+    pos = np.stack([r, c], -1).astype(float)
+    d2_ = ((pos[:, None] - pos[None]) ** 2).sum(-1)
+    S = np.exp(-0.5 * d2_ / 1.5**2) + 1e-8 * np.eye(16)
+    W = S @ np.linalg.inv(S + 0.25 * np.eye(16))
+    np.testing.assert_allclose(pm, x.numpy() @ W.T, atol=1e-8)
+    pos_t = d2.grid_positions(model, 2)
+    assert pos_t.shape == (2, 16, 2)
+    np.testing.assert_array_equal(pos_t[0].numpy(), pos)
+
+
+def test_nets_shapes_and_position_handling():
+    model = d2.gp_model(_P)
+    x = _x()
+    pos = d2.grid_positions(model, 3)
+    perm = torch.randperm(16, generator=torch.Generator().manual_seed(1))
+    for v in d2.VARIANTS:
+        net = d2.build_net(v, _P, seed=0).eval()
+        with torch.no_grad():
+            out = d2.denoise(net, x, pos)
+            shifted = d2.denoise(net, x, pos + 3.0)
+            permuted = d2.denoise(net, x[:, perm], pos[:, perm])
+        assert out.shape == (3, 16)
+        # permuting pixels together with their positions permutes the outputs (all variants)
+        torch.testing.assert_close(permuted, out[:, perm], atol=1e-5, rtol=1e-5)
+        if v == "sa+pe":  # absolute encoding: a shift of the grid changes the output
+            assert not torch.allclose(shifted, out, atol=1e-4)
+        else:  # relative (bilateral) or no positions: invariant to a shift
+            torch.testing.assert_close(shifted, out, atol=1e-5, rtol=1e-5)
+        bw = d2.bandwidths(net)
+        assert len(bw) == (4 if v in d2.BILATERAL else 0)
+    # the sa control ignores positions entirely
+    net = d2.build_net("sa", _P, seed=0).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(d2.denoise(net, x, pos), d2.denoise(net, x, pos * 0))
+    # the same seed gives the same initial weights
+    a, b = d2.build_net("bilateral", _P, 5), d2.build_net("bilateral", _P, 5)
+    for (ka, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(va, vb), ka
+    with pytest.raises(ValueError, match="unknown variant"):
+        d2.build_net("nope", _P, 0)
+
+
+def test_twicing_weights_are_2a_minus_a2():
+    model = d2.gp_model(_P)
+    p = dict(_P, num_layers=1)
+    bil, twi = d2.build_net("bilateral", p, 0), d2.build_net("bilateral+twicing", p, 0)
+    twi.load_state_dict({k.replace("kernel.", "kernel.base.") if "log_bandwidth" in k else k: v
+                         for k, v in bil.state_dict().items()})
+    x, pos = _x(2), d2.grid_positions(model, 2)
+    with torch.no_grad():
+        _, (wa,) = d2.denoise(bil, x, pos, return_weights=True)
+        _, (wt,) = d2.denoise(twi, x, pos, return_weights=True)
+    torch.testing.assert_close(wt, 2 * wa - wa @ wa, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(wa.sum(-1), torch.ones_like(wa.sum(-1)))
+
+
+def test_training_is_deterministic_and_learns():
+    model = d2.gp_model(_P)
+    kw = dict(steps=12, batch_size=16, lr=2e-2, weight_decay=0.0, clip=1.0, data_seed=3,
+              chunk_steps=5)
+    test = model.simulate(64, 16, seed=9)
+    u = test.y.double().numpy()
+    p = dict(_P, num_layers=1)
+    before = ((d2.predict(d2.build_net("bilateral", p, seed=1), model, test.x) - u) ** 2).mean()
+    runs = []
+    for _ in range(2):
+        net = d2.build_net("bilateral", p, seed=1)
+        runs.append((d2.train_denoiser(net, model, **kw), net))
+    pd.testing.assert_frame_equal(runs[0][0], runs[1][0])
+    assert list(runs[0][0]["step"]) == list(range(1, 13))
+    pred = d2.predict(runs[0][1], model, test.x, chunk=10)
+    assert pred.shape == (64, 16) and pred.dtype == np.float64
+    np.testing.assert_array_equal(pred, d2.predict(runs[1][1], model, test.x))
+    assert ((pred - u) ** 2).mean() < before
+    with pytest.raises(ValueError, match="steps"):
+        d2.train_denoiser(runs[0][1], model, **{**kw, "steps": 0})
+
+
+def test_image_metrics():
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(5, 16))
+    pm = u + 0.1
+    m = d2.image_metrics(pm, u, pm, peak=4.0)
+    np.testing.assert_allclose(m["mse_clean"], 0.01)
+    np.testing.assert_allclose(m["psnr"], 10 * np.log10(16 / 0.01))
+    np.testing.assert_allclose(m["mse_posterior"], 0.0)
+    with pytest.raises(ValueError, match="one shape"):
+        d2.image_metrics(u[:, :3], u, pm, 4.0)
+
+
+def _summary(diff_lo, diff_hi, twicing_best=False, base=0.2):
+    rows = []
+    for v in (*d2.VARIANTS, *d2.REFERENCES):
+        val = base
+        if v in d2.BILATERAL:
+            val = base - (0.02 if (v == "bilateral+twicing") == twicing_best else 0.0)
+        for metric in d2.METRICS:
+            rows.append({"stage": "summarise", "variant": v, "metric": metric, "value": val,
+                         "ci_low": val - 0.01, "ci_high": val + 0.01, "se": 0.005, "n": 10,
+                         "replicates": 1})
+    for v in d2.VARIANTS[1:]:
+        rows.append({"stage": "summarise", "variant": v, "against": d2.BASELINE,
+                     "metric": "mse_clean_diff", "value": (diff_lo + diff_hi) / 2,
+                     "ci_low": diff_lo, "ci_high": diff_hi, "se": 0.01, "n": 10,
+                     "replicates": 1})
+    return pd.DataFrame(rows)
+
+
+def test_verdict_branches():
+    params = dict(d2.PRESETS["smoke"])
+    v = lambda t: d2.verdicts(t, params)[0]  # noqa: E731
+    assert v(_summary(-0.05, -0.01)).verdict == "supported"  # significantly better
+    assert v(_summary(-0.002, 0.003)).verdict == "supported"  # non-inferior (margin 0.004)
+    assert v(_summary(-0.01, 0.02)).verdict == "inconclusive"  # wide CI
+    assert v(_summary(0.001, 0.003)).verdict == "not supported"  # SA+PE significantly better
+    out = v(_summary(-0.05, -0.01, twicing_best=True))
+    assert "best bilateral variant bilateral+twicing, significantly better" in out.measured
+    assert out.numbers["diff_bilateral"] == pytest.approx(-0.03)
+    assert d2.decide(None, 0.2) == "inconclusive"
+    assert d2.decide({"ci_low": float("nan"), "ci_high": 1.0}, 0.2) == "inconclusive"
+
+
+def test_presets_registered():
+    exp = d2.EXPERIMENT
+    assert exp.claims == ("E2",) and set(exp.presets) >= {"smoke", "quick", "full"}
+    assert exp.stage_names == ("train", "evaluate", "summarise")
