@@ -277,7 +277,8 @@ class TransformerEncoder(SetEncoder):
         ff_mult: Hidden width factor of the feed-forward layers.
         residual: Attention residual of every layer: ``"standard"`` ``x + Attn(x)``,
             ``"boosting"`` ``x + Attn(x) + lambda_l (x0 - x)`` (learnable lambda_l per
-            layer, x0 the input of the first layer) or ``"none"`` ``Attn(x)``.
+            layer, x0 the input of the first layer; in the first layer x = x0, so its
+            lambda has no effect and gets no gradient) or ``"none"`` ``Attn(x)``.
         positional: ``"none"`` (a set encoder: permutation invariant), ``"sinusoidal"``
             (absolute encoding added to the embeddings), ``"relative"`` (positions passed to
             a position-aware kernel, e.g. ``kernel="bilateral"`` or ``"twicing"`` with

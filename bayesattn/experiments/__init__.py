@@ -60,6 +60,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     ".denoising_1d",
     ".contamination_attention",
     ".denoising_2d",
+    ".robust_encoders",
 )
 
 __all__ = [
