@@ -242,6 +242,47 @@ class ChangePoint(SequenceModel):
             lb[:, t] = torch.logsumexp(nxt, -1) - log_c[:, t + 1, None]
         return x, mask, log_e, log_a, la, lb, log_c, log_evidence
 
+    def sample_posterior(self, x: Any, num_draws: int, *, seed: int, mask: Any = None,
+                         return_states: bool = False) -> torch.Tensor | tuple[torch.Tensor,
+                                                                              torch.Tensor]:
+        """Exact joint posterior draws by forward filtering, backward sampling (FFBS).
+
+        s_L is drawn from P(s_L | x), then s_t from P(s_t | s_{t+1}, x_{1..t}), which is
+        proportional to alpha_t(s_t) A[s_t, s_{t+1}]: O(num_draws L K) after one forward
+        pass. Uses its own NumPy generator seeded with ``seed`` (global RNGs untouched).
+
+        Args:
+            x: Observations ``(B, L)``.
+            num_draws: Number of joint draws per sequence (>= 1).
+            seed: Seed of the draws.
+            mask: Bool ``(B, L)`` (False = missing / padding) or None.
+            return_states: Also return the level indices.
+
+        Returns:
+            Signal draws u = level_means[s], float64 ``(num_draws, B, L)``; with
+            ``return_states`` also the states ``s``, int64 ``(num_draws, B, L)``.
+        """
+        num_draws = integer(self.name, "num_draws", num_draws, 1)
+        _, _, _, log_a, la, _, _, _ = self._forward_backward(x, mask)
+        la, log_a = la.cpu().numpy(), log_a.cpu().numpy()
+        means = np.asarray(self.params["level_means"], dtype=np.float64)
+        rng = np.random.default_rng(seed)
+        b, length, k = la.shape
+        s = np.empty((num_draws, b, length), dtype=np.int64)
+
+        def draw(logp: np.ndarray) -> np.ndarray:  # (draws, B, K) -> (draws, B)
+            prob = np.exp(logp - logp.max(-1, keepdims=True))
+            cdf = np.cumsum(prob / prob.sum(-1, keepdims=True), -1)
+            r = rng.random(cdf.shape[:-1] + (1,))
+            return np.minimum((r > cdf).sum(-1), k - 1)
+
+        s[:, :, length - 1] = draw(np.broadcast_to(la[:, length - 1], (num_draws, b, k)))
+        for t in range(length - 2, -1, -1):
+            logp = la[None, :, t, :] + log_a[:, s[:, :, t + 1]].transpose(1, 2, 0)
+            s[:, :, t] = draw(logp)
+        signal = torch.from_numpy(means[s])
+        return (signal, torch.from_numpy(s)) if return_states else signal
+
     def exact_posterior(self, x: Any, mask: Any = None) -> ChangePointPosterior:
         """Posterior marginals, signal mean/variance and evidence by forward–backward.
 

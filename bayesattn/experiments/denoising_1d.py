@@ -264,29 +264,6 @@ def _evaluate(ctx) -> StageOutput:
     return StageOutput(pd.DataFrame(rows), artifacts=artifacts)
 
 
-def _ffbs(model, x, num_draws: int, seed: int) -> np.ndarray:
-    """Exact joint posterior draws of the change-point signal by forward filtering,
-    backward sampling: ``(draws, B, L)``."""
-    _, _, _, log_a, la, _, _, _ = model._forward_backward(x, None)
-    la, log_a = la.numpy(), log_a.numpy()
-    means = np.asarray(model.params["level_means"], dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    b, L, K = la.shape
-    s = np.empty((num_draws, b, L), dtype=np.int64)
-
-    def draw(logp):  # logp (draws, B, K) -> (draws, B)
-        prob = np.exp(logp - logp.max(-1, keepdims=True))
-        cdf = np.cumsum(prob / prob.sum(-1, keepdims=True), -1)
-        r = rng.random(cdf.shape[:-1] + (1,))
-        return np.minimum((r > cdf).sum(-1), K - 1)
-
-    s[:, :, L - 1] = draw(np.broadcast_to(la[:, L - 1], (num_draws, b, K)))
-    for t in range(L - 2, -1, -1):
-        logp = la[None, :, t, :] + log_a[:, s[:, :, t + 1]].transpose(1, 2, 0)
-        s[:, :, t] = draw(logp)
-    return means[s]
-
-
 def _posterior_idata(ctx, family, model, batch, post):
     """Exact posterior draws of u for the first test sequences, as InferenceData."""
     import arviz as az
@@ -297,7 +274,7 @@ def _posterior_idata(ctx, family, model, batch, post):
     draws = int(p["posterior_draws"])
     seed = ctx.seed_for("posterior-draws", family)
     if family == "change-point":
-        z = _ffbs(model, batch.x[:k], draws, seed)
+        z = model.sample_posterior(batch.x[:k], draws, seed=seed).numpy()
     else:
         dist = torch.distributions.MultivariateNormal(post.mean[:k],
                                                       scale_tril=post.scale_tril[:k])

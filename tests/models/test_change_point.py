@@ -143,6 +143,45 @@ def test_long_sequence_coseg_properties():
     torch.testing.assert_close(co[:, 0, -1], indep, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("case", ["K2", "K3-uneven"])
+def test_ffbs_draws_match_enumerated_joint_posterior(case):
+    """FFBS path frequencies against the exact posterior over all K^L paths (chi-square)."""
+    m = ChangePoint(**CASES[case])
+    length, n = 4, 20000
+    b = m.simulate(1, length, seed=3)
+    u, s = m.sample_posterior(b.x, n, seed=7, return_states=True)
+    assert u.shape == s.shape == (n, 1, length) and u.dtype == torch.float64
+    torch.testing.assert_close(u, torch.tensor(m.params["level_means"],
+                                               dtype=torch.float64)[s])
+    K = m.params["K"]
+    paths = np.array(list(itertools.product(range(K), repeat=length)))
+    x = b.x[0].numpy()
+    marg, mean, _, _, _ = brute_force(m, x, np.ones(length))
+    codes = (s[:, 0].numpy() * K ** np.arange(length - 1, -1, -1)).sum(1)
+    counts = np.bincount(codes, minlength=K**length)
+    # exact path probabilities by enumeration (the same ordering as itertools.product)
+    emis = -0.5 * ((x - np.asarray(m.params["level_means"])[paths]) / m.params["noise_scale"]) ** 2
+    with np.errstate(divide="ignore"):
+        logp = (np.log(np.asarray(m.params["initial"])[paths[:, 0]])
+                + np.log(m.transition[paths[:, :-1], paths[:, 1:]]).sum(1) + emis.sum(1))
+    p = np.exp(logp - logp.max())
+    p /= p.sum()
+    keep = p * n >= 5  # chi-square validity; the rest pooled
+    expected = np.append(p[keep] * n, p[~keep].sum() * n)
+    observed = np.append(counts[keep], counts[~keep].sum())
+    stat = ((observed - expected) ** 2 / np.maximum(expected, 1e-300)).sum()
+    from scipy.stats import chi2
+
+    assert chi2.sf(stat, df=len(expected) - 1) > 1e-3, stat
+    # marginal means within 5 Monte Carlo standard errors
+    sd = np.sqrt(np.maximum(marg @ np.asarray(m.params["level_means"]) ** 2 - mean**2, 0))
+    assert np.all(np.abs(u[:, 0].numpy().mean(0) - mean) <= 5 * sd / math.sqrt(n) + 1e-12)
+    again = m.sample_posterior(b.x, 5, seed=7)
+    torch.testing.assert_close(again, m.sample_posterior(b.x, 5, seed=7))
+    with pytest.raises(ModelInputError, match="num_draws"):
+        m.sample_posterior(b.x, 0, seed=0)
+
+
 def test_kept_out_of_the_exchangeable_registry():
     assert "change-point" not in models.names()
     assert "change-point" in models.sequence_names()
