@@ -61,6 +61,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     ".contamination_attention",
     ".denoising_2d",
     ".robust_encoders",
+    ".change_point_attention",
 )
 
 __all__ = [
