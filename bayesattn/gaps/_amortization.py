@@ -32,49 +32,17 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bayesattn.metrics._divergence import closed_form_kl
+
 from ._approximation import summarise
 
 __all__ = ["amortization_gap"]
 
 
-def _gaussian(d) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(mean (B, k), covariance (B, k, k)) in float64 of a Gaussian with one event dim."""
-    base = d
-    if isinstance(d, torch.distributions.Independent) and d.reinterpreted_batch_ndims == 1:
-        base = d.base_dist
-    if isinstance(d, torch.distributions.MultivariateNormal):
-        return d.loc.double(), d.covariance_matrix.double()
-    if base is not d and isinstance(base, torch.distributions.Normal):
-        return base.loc.double(), torch.diag_embed(base.scale.double() ** 2)
-    return None
-
-
-def _gaussian_kl(p, q) -> torch.Tensor | None:
-    """KL(p || q) for two Gaussians with one event dim (MVN or Independent Normal)."""
-    gp, gq = _gaussian(p), _gaussian(q)
-    if gp is None or gq is None or gp[0].shape != gq[0].shape:
-        return None
-    (mp, sp), (mq, sq) = gp, gq
-    chol = torch.linalg.cholesky(sq)
-    diff = (mq - mp).unsqueeze(-1)
-    a = torch.cholesky_solve(torch.cat([sp, diff], -1), chol)  # Sq^-1 [Sp, mq - mp]
-    trace = a[..., :-1].diagonal(dim1=-2, dim2=-1).sum(-1)
-    maha = (diff * a[..., -1:]).sum((-2, -1))
-    logdet_q = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-    logdet_p = torch.linalg.slogdet(sp)[1]
-    return 0.5 * (trace + maha - mp.shape[-1] + logdet_q - logdet_p)
-
-
 def _closed_form_kl(p, q) -> torch.Tensor | None:
     """KL(p || q) per dataset where it has a closed form, else None."""
-    kl = _gaussian_kl(p, q)
-    if kl is not None:
-        return kl
-    try:
-        kl = torch.distributions.kl_divergence(p, q)
-    except (NotImplementedError, RuntimeError):  # no formula, or one that mixes dtypes badly
-        return None
-    return kl if kl.shape == p.batch_shape else None
+    kl = closed_form_kl(p, q)
+    return kl if kl is not None and kl.shape == p.batch_shape else None
 
 
 def _forward_kl(p, q, draws: torch.Tensor | None) -> torch.Tensor:

@@ -133,6 +133,51 @@ def _mc_kl(p: Distribution, q: Distribution, num_samples: int, seed: int):
     return kl.cpu().numpy(), se.cpu().numpy()
 
 
+def _gaussian(d: Distribution) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(mean (B, k), covariance (B, k, k)) in float64 of a Gaussian with one event dim
+    (MultivariateNormal or Independent Normal), else None."""
+    base = d
+    if isinstance(d, Independent) and d.reinterpreted_batch_ndims == 1:
+        base = d.base_dist
+    if isinstance(d, torch.distributions.MultivariateNormal):
+        return d.loc.double(), d.covariance_matrix.double()
+    if base is not d and isinstance(base, torch.distributions.Normal):
+        return base.loc.double(), torch.diag_embed(base.scale.double() ** 2)
+    return None
+
+
+def _gaussian_kl(p: Distribution, q: Distribution) -> torch.Tensor | None:
+    """KL(p || q) for two Gaussians with one event dim, whatever their parametrisation."""
+    gp, gq = _gaussian(p), _gaussian(q)
+    if gp is None or gq is None or gp[0].shape != gq[0].shape:
+        return None
+    (mp, sp), (mq, sq) = gp, gq
+    chol = torch.linalg.cholesky(sq)
+    diff = (mq - mp).unsqueeze(-1)
+    a = torch.cholesky_solve(torch.cat([sp, diff], -1), chol)  # Sq^-1 [Sp, mq - mp]
+    trace = a[..., :-1].diagonal(dim1=-2, dim2=-1).sum(-1)
+    maha = (diff * a[..., -1:]).sum((-2, -1))
+    logdet_q = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+    logdet_p = torch.linalg.slogdet(sp)[1]
+    return 0.5 * (trace + maha - mp.shape[-1] + logdet_q - logdet_p)
+
+
+def closed_form_kl(p: Distribution, q: Distribution) -> torch.Tensor | None:
+    """KL(p || q) per dataset in closed form, or None where no formula exists.
+
+    Torch's registered formulas, plus Gaussians with one event dim in any mix of
+    ``MultivariateNormal`` and ``Independent(Normal, 1)`` (torch registers none for that
+    pair, which would otherwise fall back to Monte Carlo). Differentiable.
+    """
+    kl = _gaussian_kl(p, q)
+    if kl is not None:
+        return kl
+    try:
+        return torch.distributions.kl_divergence(p, q)
+    except (NotImplementedError, RuntimeError):  # no formula, or one that mixes dtypes
+        return None
+
+
 def kl_per_dataset(
     p: Distribution,
     q: Distribution,
@@ -143,13 +188,13 @@ def kl_per_dataset(
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """KL(p || q) for each of the B datasets.
 
-    With ``num_samples=None`` the closed form registered with
-    :func:`torch.distributions.kl_divergence` is used when one exists for the pair
-    (Normal, MultivariateNormal, Dirichlet, Categorical, Beta, Gamma, Independent of
-    those, ...); otherwise, or when ``num_samples`` is given, the Monte Carlo estimate
-    ``mean_i [log p(z_i) - log q(z_i)]`` with ``z_i ~ p`` (``num_samples`` draws, 4000
-    by default). Draws come from a forked torch RNG seeded with ``seed``, so the global
-    RNG state is left untouched.
+    With ``num_samples=None`` the closed form is used when one exists for the pair
+    (:func:`closed_form_kl`: torch's registered formulas for Normal, MultivariateNormal,
+    Dirichlet, Categorical, Beta, Gamma, Independent of those, ..., and Gaussians mixing
+    MultivariateNormal and Independent Normal); otherwise, or when ``num_samples`` is
+    given, the Monte Carlo estimate ``mean_i [log p(z_i) - log q(z_i)]`` with
+    ``z_i ~ p`` (``num_samples`` draws, 4000 by default). Draws come from a forked torch
+    RNG seeded with ``seed``, so the global RNG state is left untouched.
 
     Args:
         p: Distribution with batch_shape (B,) and event shape E.
@@ -172,11 +217,8 @@ def kl_per_dataset(
     p64, q64 = _to_double(p), _to_double(q)
     kl = None
     if num_samples is None:
-        try:
-            with torch.no_grad():
-                kl = torch.distributions.kl_divergence(p64, q64)
-        except NotImplementedError:
-            kl = None
+        with torch.no_grad():
+            kl = closed_form_kl(p64, q64)
         if kl is not None:
             kl = kl.detach().double().cpu().numpy().reshape(-1)
             if kl.shape != (batch,):
