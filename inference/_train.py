@@ -22,6 +22,7 @@ Objectives:
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,7 +245,9 @@ def train(
         seq_len: Tokens per sequence, an int or a ``(low, high)`` range (drawn per sequence).
         objective: ``"npe"`` or ``"kl"`` (see the module docstring).
         seed: Seeds simulation, lengths and dropout; the global RNG is left alone.
-        device: ``"auto"`` (CUDA when present, with bf16 autocast), ``"cpu"`` or ``"cuda"``.
+        device: ``"auto"`` (CUDA when present, with bf16 autocast), ``"cpu"`` or ``"cuda"``
+            (or ``"cuda:i"``). Under torchrun, ``"auto"`` / ``"cuda"`` put each rank on GPU
+            ``LOCAL_RANK``.
         lr, weight_decay: AdamW settings; the learning rate warms up linearly for
             ``warmup_steps`` (default 5% of ``steps``) then follows a cosine to 0.
         grad_clip: Max global gradient norm.
@@ -337,6 +340,13 @@ def _train(net, model, *, objective, steps, batch_size, seq_len, seed, device, l
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     rank = dist.get_rank() if world > 1 else 0
     device = _resolve_device(device)
+    if world > 1 and device.type == "cuda" and device.index is None:
+        # one GPU per process: torchrun's LOCAL_RANK (a bare "cuda" would put every rank
+        # on GPU 0 and hand DDP device_ids=[None])
+        local = int(os.environ.get("LOCAL_RANK", rank % max(1, torch.cuda.device_count())))
+        device = torch.device("cuda", local)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
     net.to(device)
     module = net
     if world > 1:
