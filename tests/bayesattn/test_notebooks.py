@@ -15,6 +15,22 @@ NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
 # Small sizes CI injects after each notebook's parameters cell (papermill style).
 SMALL = {
     "quickstart.ipynb": {"NUM_SEQUENCES": 2, "SEQ_LEN": 16, "NUM_SAMPLES": 500},
+    "approximation_gap.ipynb": {
+        "DIM": 8, "NUM_HEADS": 2, "STEPS": 20, "BATCH_SIZE": 32, "LENGTHS": [2, 8, 64, 256],
+        "NUM_SEQUENCES": 16, "AMORTIZATION_LENGTHS": [16], "AMORTIZATION_SEQUENCES": 8,
+        "FIT_STEPS": 20, "EXPERIMENT_OVERRIDES": {"steps": 10}},
+    "sufficiency_minimality.ipynb": {
+        "DIM": 8, "NUM_HEADS": 2, "STEPS": 20, "CHECKPOINTS": [0, 20], "BATCH_SIZE": 16,
+        "NUM_PROBE_TRAIN": 200, "NUM_PROBE_TEST": 200, "NUM_PAIRS": 50, "NUM_SEQUENCES": 8,
+        "NUM_PERMUTATIONS": 2},
+    "pretraining_transfer.ipynb": {
+        "DIM": 8, "BATCH_SIZE": 16, "STEPS": 10, "SUPERVISED": ["kl"], "HEAD_STEPS": 5,
+        "CLOSENESS": [0.0, 0.5], "KAPPA_GRID": 10, "BLIND_STEPS": [4, 8],
+        "NUM_TRAIN_PROBE": 100, "NUM_TEST": 100, "NUM_RESAMPLES": 50},
+    "training_at_scale.ipynb": {
+        "STEPS": 12, "CHECKPOINT_EVERY": 4, "STOP_AT": 8, "BATCH_SIZE": 16,
+        "BATCH_SIZES": [8, 32], "THROUGHPUT_STEPS": 3, "DDP_STEPS": 3, "DDP_BATCH_SIZE": 8,
+        "DIM": 8},
 }
 
 
