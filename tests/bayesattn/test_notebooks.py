@@ -31,6 +31,11 @@ SMALL = {
         "STEPS": 12, "CHECKPOINT_EVERY": 4, "STOP_AT": 8, "BATCH_SIZE": 16,
         "BATCH_SIZES": [8, 32], "THROUGHPUT_STEPS": 3, "DDP_STEPS": 3, "DDP_BATCH_SIZE": 8,
         "DIM": 8},
+    "image_filtering_lens.ipynb": {
+        "NUM_RESAMPLES": 100, "CP_LEN": 48, "CP_TUNE_SEQUENCES": 8, "CP_TEST_SEQUENCES": 4,
+        "GP_LEN": 32, "GP_SEQUENCES": 32, "ENC_LEN": 16, "OS_LEN": 32, "OS_SEQUENCES": 8,
+        "OS_DEPTH": 8, "ENC_DEPTH": 4, "ENC_SEQUENCES": 4, "CONT_SEQUENCES": 32,
+        "EXPERIMENTS": ["denoising-1d"]},
 }
 
 
