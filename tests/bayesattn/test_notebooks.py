@@ -39,6 +39,17 @@ SMALL = {
         "GP_LEN": 32, "GP_SEQUENCES": 32, "ENC_LEN": 16, "OS_LEN": 32, "OS_SEQUENCES": 8,
         "OS_DEPTH": 8, "ENC_DEPTH": 4, "ENC_SEQUENCES": 4, "CONT_SEQUENCES": 32,
         "EXPERIMENTS": ["denoising-1d"]},
+    "ground_truth.ipynb": {
+        "CONJUGATE_MODELS": ["normal-mean"], "NUM_SEQUENCES": 2, "NUM_SAMPLES": 500,
+        "SHORT_WARMUPS": [3], "SHORT_DRAWS": 100, "MIXTURE_LENGTHS": [1, 16],
+        "MIXTURE_SEQUENCES": 300, "LOGREG_SEQUENCES": 8, "LOGREG_DRAWS": 500, "SBC_DRAWS": 20,
+        "GRID_DATASETS": 2, "GRID_POINTS": 121},
+    "attention_is_bayes.ipynb": {
+        "LENGTHS": [1, 4, 16, 64], "NUM_SEQUENCES": 20, "NUM_QUERIES": 8,
+        "SWEEP_LENGTHS": [4, 64], "SWEEP_BANDWIDTHS": [0.1, 0.5, 1.0],
+        "GP_LENGTHS": [4, 16, 64], "GP_SEQUENCES": 8, "GP_QUERIES": 16,
+        "MIX_LENGTHS": [1, 4, 16, 64, 256], "MIX_SEQUENCES": 32, "NUM_RESAMPLES": 100,
+        "TAIL_FROM": 16},
 }
 
 
