@@ -41,6 +41,11 @@ from ._registry import Experiment, Stage, StageOutput, Verdict, register
 from ._verdicts import ci_numbers, ci_text, direction, pick
 from ._verdicts import stage_frame as _frame
 
+#: The hand-set attention and simulation helpers are public: the attention_is_bayes
+#: notebook and users reproducing P5/P6 call them.
+__all__ = ["EXPERIMENT", "gp_mean_direct", "rbf_kernel", "shrinking_bandwidth",
+           "silverman_bandwidth", "simulate_gp", "softmax_attention"]
+
 LR_MODEL = {"name": "linear-regression", "p": 2, "prior_scale": 1.0, "noise_scale": 0.5}
 GP = {"lengthscale": 0.1, "noise_scale": 0.3, "prior_sd": 1.0}
 P5_L0 = 64  # Silverman's rule is applied at this length to hand-set the fixed bandwidth

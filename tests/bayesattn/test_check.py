@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -252,9 +251,6 @@ def test_sample_reference_path_energy_and_c2st():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("BAYESATTN_RUN_NUTS_CHECK") != "1",
-                    reason="real NUTS reference takes > 15 s (JAX compile); set "
-                           "BAYESATTN_RUN_NUTS_CHECK=1 to run it")
 def test_nuts_reference_path_logistic_regression():
     m = models.get("logistic-regression")
     opts = {"num_samples": 300, "num_warmup": 300, "num_chains": 4}
