@@ -55,12 +55,16 @@ class TrainResult:
             mean_len, seconds.
         seconds: Wall time of this call.
         checkpoint: Path of the last checkpoint, or None.
+        device: The device it trained on (what ``device="auto"`` picked).
+        autocast: Whether bf16 autocast was on (CUDA only).
     """
 
     net: AmortizedPosterior
     history: pd.DataFrame
     seconds: float
     checkpoint: Path | None
+    device: torch.device = torch.device("cpu")
+    autocast: bool = False
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
@@ -260,7 +264,9 @@ def train(
             ``net.token_head`` match the transformed targets. Not saved in checkpoints.
         checkpoint_dir: Folder for ``checkpoint.pt`` (written atomically every
             ``checkpoint_every`` steps and at the end).
-        resume: Continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        resume: Continue from the checkpoint in ``checkpoint_dir`` if there is one. The
+            run must have the same settings (steps, batch, lengths, objective, seed, data,
+            lr, weight decay, warm-up, clipping, ...); a ValueError names any that differ.
         compile: Run the forward pass through ``torch.compile`` (the network object and
             its checkpoints are unchanged).
         progress: Show a tqdm progress bar with the running loss.
@@ -373,7 +379,12 @@ def _train(net, model, *, objective, steps, batch_size, seq_len, seed, device, l
     data = _Data(model, int(batch_size), seq_len, int(seed), device, train_size, shard_ids)
     run_config = {"steps": int(steps), "batch_size": int(batch_size), "seq_len": list(
         _length_range(seq_len)), "objective": objective, "seed": int(seed),
-        "train_size": train_size, "world_size": world, "data_shards": len(shard_ids)}
+        "train_size": train_size, "world_size": world, "data_shards": len(shard_ids),
+        # the optimisation settings too: resume restores the optimizer and scheduler, so a
+        # changed lr (etc.) would otherwise be dropped without a word
+        "lr": float(lr), "weight_decay": float(weight_decay), "warmup_steps": int(warmup),
+        "grad_clip": float(grad_clip), "kl_samples": int(kl_samples),
+        "mask_fraction": float(mask_fraction)}
     ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     history: list[dict[str, float]] = []
     start_step = 0
@@ -385,10 +396,14 @@ def _train(net, model, *, objective, steps, batch_size, seq_len, seed, device, l
         if resume and ckpt is not None and ckpt.exists():
             state = torch.load(ckpt, map_location=device, weights_only=True)
             if state["run_config"] != run_config:
+                old = state["run_config"]
+                diff = ", ".join(f"{k}: checkpoint {old.get(k, '(not recorded)')!r}, this run "
+                                 f"{run_config.get(k, '(not recorded)')!r}"
+                                 for k in sorted(set(old) | set(run_config))
+                                 if old.get(k) != run_config.get(k))
                 raise ValueError(
-                    f"checkpoint {ckpt} was written by a different run "
-                    f"({state['run_config']}); this run is {run_config}. Use another folder."
-                )
+                    f"checkpoint {ckpt} was written by a different run ({diff}). Resume with "
+                    "the same settings, or train into another checkpoint_dir.")
             net.load_state_dict(state["net"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
@@ -459,4 +474,5 @@ def _train(net, model, *, objective, steps, batch_size, seq_len, seed, device, l
         bar.close()
     net.eval()
     return TrainResult(net=net, history=pd.DataFrame(history),
-                       seconds=time.perf_counter() - t0, checkpoint=ckpt)
+                       seconds=time.perf_counter() - t0, checkpoint=ckpt, device=device,
+                       autocast=autocast)

@@ -126,8 +126,12 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(_net(m, seed=1), m, checkpoint_dir=tmp_path / "b", callback=interrupt, **kw)
+    with pytest.raises(ValueError, match=r"different run \(lr: checkpoint 0.001, this run 0.01\)"):
+        train(_net(m, seed=1), m, checkpoint_dir=tmp_path / "b", resume=True,
+              **{**kw, "lr": 1e-2})
     resumed = train(_net(m, seed=1), m, checkpoint_dir=tmp_path / "b", resume=True, **kw)
     assert resumed.history["step"].tolist() == list(range(1, 13))
+    assert resumed.device == torch.device("cpu") and resumed.autocast is False
     for p, q in zip(full.parameters(), resumed.net.parameters(), strict=True):
         assert torch.equal(p, q)
 
