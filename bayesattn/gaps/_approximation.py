@@ -272,6 +272,17 @@ def _length_seed(seed: int, length: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(length)]).generate_state(1)[0])
 
 
+def _input_dtype(candidate: Any) -> torch.dtype:
+    """The float dtype tokens are handed to ``candidate`` in: that of its first floating
+    parameter or buffer (a trained network: float32), else float64 (oracles and plain
+    functions keep machine precision)."""
+    if isinstance(candidate, torch.nn.Module):
+        for t in (*candidate.parameters(), *candidate.buffers()):
+            if t.is_floating_point():
+                return t.dtype
+    return torch.float64
+
+
 def gap_vs_length(
     candidate: Any,
     model: Any,
@@ -307,6 +318,8 @@ def gap_vs_length(
         num_samples: Draws per dataset for Monte Carlo metrics.
         sample_metrics: Add C2ST and 2-Wasserstein.
         device: Where the candidate runs; metrics are computed on the CPU in float64.
+            Real tokens reach the candidate in the dtype of its parameters (float32 for a
+            trained network) or, for oracles and functions without any, in float64.
         per_sequence: Also return the per-sequence frame (needed by :func:`loglog_slope`).
         progress: Show a tqdm bar over lengths.
         chunk: Sequences per forward pass and per reference call (bounds memory: an
@@ -326,6 +339,7 @@ def gap_vs_length(
         raise ValueError(f"num_sequences: expected an integer >= 2; got {num_sequences!r}.")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk: expected an integer >= 1; got {chunk!r}.")
+    dtype = _input_dtype(candidate)
     was_training = getattr(candidate, "training", False)
     if hasattr(candidate, "eval"):
         candidate.eval()
@@ -346,8 +360,9 @@ def gap_vs_length(
                                           **(reference_options or {}))
                 with torch.no_grad():
                     x = part.x.to(device)
-                    q = posterior(x.float() if x.is_floating_point() else x,
-                                  part.mask.to(device))
+                    if x.is_floating_point():  # the candidate's precision (float64 oracles
+                        x = x.to(dtype)        # keep machine precision), float32 otherwise
+                    q = posterior(x, part.mask.to(device))
                 per = per_dataset_gaps(_to_cpu(q), ref, num_samples=num_samples,
                                        sample_metrics=sample_metrics, seed=s + start)
                 per["dataset"] += start
