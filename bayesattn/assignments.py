@@ -55,6 +55,7 @@ def _stub_code(source: str, where: str) -> str:
     out: list[str] = []
     lines = source.splitlines()
     inside: str | None = None
+    marked = False
     for number, line in enumerate(lines, 1):
         begin, end = _BEGIN.match(line), _END.match(line)
         if inside is None:
@@ -62,7 +63,7 @@ def _stub_code(source: str, where: str) -> str:
                 raise AssignmentError(f"{where}, line {number}: '# END SOLUTION' without a "
                                       "'# BEGIN SOLUTION' before it.")
             if begin:
-                inside = begin.group("indent")
+                inside, marked = begin.group("indent"), True
                 out.append(f'{inside}raise NotImplementedError("{STUB_MESSAGE}")')
             else:
                 out.append(line)
@@ -74,7 +75,7 @@ def _stub_code(source: str, where: str) -> str:
     if inside is not None:
         raise AssignmentError(f"{where}: '# BEGIN SOLUTION' without a matching "
                               "'# END SOLUTION'.")
-    if not any(_BEGIN.match(line) for line in lines):  # no markers: the whole cell
+    if not marked:  # no markers: the whole cell
         out = ["# Your solution here.", f'raise NotImplementedError("{STUB_MESSAGE}")']
     return "\n".join(out)
 

@@ -27,7 +27,13 @@ from ._attention import (
     check_mask,
     check_tokens,
 )
-from ._filtering import TwicingKernel, check_positions, index_positions, sinusoidal_encoding
+from ._filtering import (
+    BilateralKernel,
+    TwicingKernel,
+    check_positions,
+    index_positions,
+    sinusoidal_encoding,
+)
 
 RESIDUALS = ("standard", "boosting", "none")
 POSITIONALS = ("none", "sinusoidal", "relative", "alibi")
@@ -207,15 +213,23 @@ class SetEncoder(nn.Module):
         Returns:
             Tensor of shape ``(B, out_dim)``.
         """
+        mask, positions = self._checked(x, mask, positions)
+        if positions is None:
+            return self.encode(x, mask)
+        return self.encode(x, mask, positions=positions)
+
+    def _checked(self, x: Tensor, mask: Tensor | None, positions: Tensor | None
+                 ) -> tuple[Tensor | None, Tensor | None]:
+        """Validate tokens, mask and positions; returns the checked ``(mask, positions)``."""
         check_tokens(x, "x", self.in_dim)
         mask = check_mask(mask, x.shape[0], x.shape[1], "mask")
         if positions is None:
-            return self.encode(x, mask)
+            return mask, None
         if not self.accepts_positions:
             raise AttentionInputError(
                 f"{type(self).__name__} has no positional encoding, so it takes no positions; "
                 "use TransformerEncoder(positional=...) or drop positions=.")
-        return self.encode(x, mask, positions=check_positions(positions, *x.shape[:2]))
+        return mask, check_positions(positions, *x.shape[:2])
 
     def encode(self, x: Tensor, mask: Tensor | None) -> Tensor:
         raise NotImplementedError
@@ -348,19 +362,23 @@ class TransformerEncoder(SetEncoder):
             ``(outputs, weights)`` with one ``(B, H, L, L)`` tensor per layer (None for a
             kernel without weights, e.g. ``"cme"``) if ``return_weights``.
         """
-        check_tokens(x, "x", self.in_dim)
-        mask = check_mask(mask, x.shape[0], x.shape[1], "mask")
-        if positions is not None:
-            if not self.accepts_positions:
-                raise AttentionInputError(
-                    f"{type(self).__name__}(positional='none') takes no positions; build it "
-                    "with positional=... or drop positions=.")
-            positions = check_positions(positions, *x.shape[:2])
+        mask, positions = self._checked(x, mask, positions)
         h, _, weights = self._stack(x, mask, positions, return_weights)
         if self.pooling == "cls":
             h = h[:, 1:]
             weights = [None if w is None else w[:, :, 1:, 1:] for w in weights]
         return (h, weights) if return_weights else h
+
+    def spatial_bandwidths(self) -> list[list[float]]:
+        """Per layer, the spatial bandwidth sigma_h of each head of a bilateral kernel (used
+        directly or as the base of a twicing kernel); an empty list for other kernels."""
+        out = []
+        for layer in self.layers:
+            kernel = layer.mab.attn.kernel
+            kernel = getattr(kernel, "base", kernel)
+            out.append(kernel.bandwidth().detach().cpu().tolist()
+                       if isinstance(kernel, BilateralKernel) else [])
+        return out
 
     def _stack(self, x: Tensor, mask: Tensor | None, positions: Tensor | None,
                return_weights: bool = False

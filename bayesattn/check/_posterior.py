@@ -12,7 +12,6 @@ from torch.distributions import Categorical, Distribution
 
 from bayesattn.inference import Reference, reference_posterior
 from bayesattn.metrics import bootstrap_ci, c2st, energy_distance, kl_per_dataset
-from bayesattn.metrics._divergence import closed_form_kl
 from bayesattn.models import ExchangeableModel
 
 from ._args import (
@@ -326,9 +325,8 @@ def check_posterior(
 def _compare_exact(exact: Distribution, q: Distribution, x, mask, model, num_mc: int, seed: int,
                    num_worst: int):
     """Per-sequence KL(exact || q) and the worst cases."""
-    num = None if _has_closed_form(exact, q) else num_mc
     try:
-        per = kl_per_dataset(exact, q, num_samples=num, seed=seed)
+        per = kl_per_dataset(exact, q, seed=seed, fallback_samples=num_mc)
     except (ValueError, RuntimeError, TypeError) as err:
         raise CandidateError(
             f"could not compare the candidate's {type(q).__name__} with the exact "
@@ -340,14 +338,6 @@ def _compare_exact(exact: Distribution, q: Distribution, x, mask, model, num_mc:
     else:
         views = _moment_views(*_moments(exact, seed), *_moments(q, seed + 1))
     return per, _worst(per, x, mask, *views, "KL", num_worst)
-
-
-def _has_closed_form(p: Distribution, q: Distribution) -> bool:
-    try:
-        with torch.no_grad():
-            return closed_form_kl(p, q) is not None
-    except (ValueError, RuntimeError):  # e.g. a singular covariance: let Monte Carlo judge
-        return False
 
 
 def _energy_coefficient(p: np.ndarray, q: np.ndarray) -> float:

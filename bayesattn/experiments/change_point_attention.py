@@ -197,12 +197,7 @@ def _net(variant: str, net: dict, seed: int):
 
 def learned_bandwidths(model) -> list[list[float]]:
     """Per layer, the learned sigma_h of each head (empty lists for non-relative kernels)."""
-    out = []
-    for layer in model.encoder.layers:
-        kernel = layer.mab.attn.kernel
-        out.append(kernel.bandwidth().detach().double().cpu().tolist()
-                   if hasattr(kernel, "bandwidth") else [])
-    return out
+    return model.encoder.spatial_bandwidths()
 
 
 def _model(params: dict):

@@ -199,13 +199,8 @@ def predict(net, model, x, device: str = "cpu", chunk: int = 256) -> np.ndarray:
 
 def bandwidths(net) -> list[tuple[int, int, float]]:
     """Learned spatial bandwidths ``(layer, head, sigma_h)`` of a bilateral-type net."""
-    out = []
-    for li, layer in enumerate(net["encoder"].layers):
-        kernel = layer.mab.attn.kernel
-        kernel = getattr(kernel, "base", kernel)
-        if hasattr(kernel, "bandwidth"):
-            out += [(li, h, float(s)) for h, s in enumerate(kernel.bandwidth().tolist())]
-    return out
+    return [(li, h, float(s)) for li, bws in enumerate(net["encoder"].spatial_bandwidths())
+            for h, s in enumerate(bws)]
 
 
 def image_metrics(uh: np.ndarray, u: np.ndarray, pm: np.ndarray, peak: float) -> dict:

@@ -185,6 +185,7 @@ def kl_per_dataset(
     num_samples: int | None = None,
     seed: int = 0,
     return_se: bool = False,
+    fallback_samples: int = DEFAULT_MC_SAMPLES,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """KL(p || q) for each of the B datasets.
 
@@ -193,7 +194,7 @@ def kl_per_dataset(
     Dirichlet, Categorical, Beta, Gamma, Independent of those, ..., and Gaussians mixing
     MultivariateNormal and Independent Normal); otherwise, or when ``num_samples`` is
     given, the Monte Carlo estimate ``mean_i [log p(z_i) - log q(z_i)]`` with
-    ``z_i ~ p`` (``num_samples`` draws, 4000 by default). Draws come from a forked torch
+    ``z_i ~ p`` (``num_samples`` draws, else ``fallback_samples``). Draws come from a forked torch
     RNG seeded with ``seed``, so the global RNG state is left untouched.
 
     Args:
@@ -202,6 +203,8 @@ def kl_per_dataset(
         num_samples: None for the closed form when available, else the number (>= 2)
             of Monte Carlo draws from ``p`` per dataset.
         seed: Seed of the Monte Carlo draws.
+        fallback_samples: Monte Carlo draws when ``num_samples=None`` finds no closed
+            form (default 4000).
         return_se: Also return the per-dataset Monte Carlo standard error (B,)
             (``sd(log-ratio) / sqrt(num_samples)``; zeros for the closed form).
 
@@ -227,7 +230,7 @@ def kl_per_dataset(
                     "num_samples to use Monte Carlo instead"
                 )
             se = np.zeros(batch)
-        num_samples = DEFAULT_MC_SAMPLES
+        num_samples = fallback_samples
     if kl is None:
         kl, se = _mc_kl(p64, q64, _check_num_samples(num_samples), seed)
     if np.isnan(kl).any():

@@ -254,3 +254,16 @@ def test_token_outputs_with_2d_positions_and_non_softmax_kernels():
     assert weights[0].shape == (2, 2, 6, 6)
     with pytest.raises(AttentionInputError, match="takes no positions"):
         TransformerEncoder(1, dim=8, num_heads=2).tokens(x, positions=grid)
+
+
+def test_spatial_bandwidths_per_layer_including_a_twicing_base():
+    plain = TransformerEncoder(1, dim=8, num_heads=2, num_layers=2)
+    assert plain.spatial_bandwidths() == [[], []]
+    bil = TransformerEncoder(1, dim=8, num_heads=2, num_layers=1, kernel="bilateral",
+                             positional="relative")
+    want = bil.layers[0].mab.attn.kernel.bandwidth().tolist()
+    assert bil.spatial_bandwidths() == [want] and len(want) == 2
+    twice = TransformerEncoder(1, dim=8, num_heads=2, num_layers=1, kernel="twicing",
+                               kernel_kwargs={"base": "bilateral"}, positional="relative")
+    assert twice.spatial_bandwidths() == [twice.layers[0].mab.attn.kernel.base.bandwidth()
+                                          .tolist()]
