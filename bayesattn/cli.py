@@ -113,6 +113,18 @@ def _parse_sets(items: list[str]) -> dict[str, object]:
     return overrides
 
 
+def _threads_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+    return value
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from bayesattn import experiments, report
 
@@ -121,6 +133,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.name, preset=args.preset, seed=args.seed, device=args.device, out=args.out,
         resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
         overrides=_parse_sets(args.set), command=shlex.join(["bayesattn", *argv]),
+        threads=args.threads,
     )
     if result.headline is not None:
         print(result.headline.to_string(index=False, float_format="{:.3g}".format))
@@ -185,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="smoke (seconds), quick (minutes on a CPU, default) or full (GPU)")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--threads", type=_threads_arg, default="auto", metavar="N|auto",
+                     help="torch CPU threads (default auto: the cores idle at the start; "
+                          "recorded in config.json)")
     run.add_argument("--out", type=Path, default=None,
                      help="run folder (default runs/NAME-PRESET-seedSEED)")
     again = run.add_mutually_exclusive_group()

@@ -20,7 +20,7 @@ Attention building blocks:
 """
 
 from . import oracle
-from ._amortized import AmortizedPosterior
+from ._amortized import DEFAULT_ENCODER_OPTIONS, AmortizedPosterior
 from ._attention import (
     AttentionConfig,
     AttentionKernel,
@@ -39,10 +39,20 @@ from ._filtering import BilateralKernel, TwicingKernel, sinusoidal_encoding
 from ._ground_truth import METHODS, reference_posterior
 from ._heads import PosteriorHead, make_head
 from ._reference import Reference, UnconvergedReferenceError
-from ._train import TrainingDivergedError, TrainResult, fixed_training_set, train
+from ._threads import available_cores, resolve_threads, torch_threads
+from ._train import (
+    LENGTH_DISTRIBUTIONS,
+    TrainingDivergedError,
+    TrainResult,
+    fixed_training_set,
+    train,
+    training_lengths,
+)
 
 __all__ = [
+    "DEFAULT_ENCODER_OPTIONS",
     "DEFAULT_GATE",
+    "LENGTH_DISTRIBUTIONS",
     "METHODS",
     "AmortizedPosterior",
     "AttentionConfig",
@@ -74,4 +84,8 @@ __all__ = [
     "sinusoidal_encoding",
     "train",
     "fixed_training_set",
+    "available_cores",
+    "resolve_threads",
+    "torch_threads",
+    "training_lengths",
 ]

@@ -183,6 +183,12 @@ def _positive(raw: torch.Tensor, floor: float) -> torch.Tensor:
     return F.softplus(raw) + floor
 
 
+def _log_positive(raw: torch.Tensor, floor: float) -> torch.Tensor:
+    """``floor + exp(raw)``: a concentration that can grow by orders of magnitude (a
+    posterior concentration grows like L) with small steps in ``raw``."""
+    return torch.exp(raw.clamp(-30.0, 30.0)) + floor
+
+
 def _scale_tril(diag_raw: torch.Tensor, off_raw: torch.Tensor, floor: float) -> torch.Tensor:
     """Lower-Cholesky factor (..., d, d): softplus diagonal + floor, free strictly-lower part."""
     d = diag_raw.shape[-1]
@@ -268,16 +274,19 @@ class CategoricalHead(PosteriorHead):
 
 
 class _ElementwiseHead(PosteriorHead):
-    """Two positive parameters per latent element (Beta, Gamma); initialised at (1, 1)."""
+    """Two positive parameters per latent element (Beta, Gamma): ``floor + exp(raw)``,
+    initialised at (1, 1). The log scale lets them grow with L (issue 12: with softplus the
+    Dirichlet head's KL at L = 8 / 32 / 128 after 1,000 steps was 0.88 / 0.071 / 1.22, with
+    exp 0.22 / 0.019 / 0.31)."""
 
     def __init__(self, in_dim, latent_shape, support, **cfg):
         super().__init__(in_dim, latent_shape, support, **cfg)
         n = 2 * math.prod(self.latent_shape)
         self.net = _mlp(in_dim, self.hidden, self.depth, n,
-                        torch.full((n,), _softplus_inv(1.0 - self.min_scale)))
+                        torch.full((n,), math.log(1.0 - self.min_scale)))
 
     def _distribution(self, h):
-        p = _positive(self.net(h), self.min_scale).view(h.shape[0], 2, *self.latent_shape)
+        p = _log_positive(self.net(h), self.min_scale).view(h.shape[0], 2, *self.latent_shape)
         d = self._dist_cls(p[:, 0], p[:, 1])
         return _Independent(d, len(self.latent_shape)) if self.latent_shape else d
 
@@ -295,17 +304,22 @@ class GammaHead(_ElementwiseHead):
 
 
 class DirichletHead(PosteriorHead):
-    """K positive concentrations (softplus + floor, initialised at 1) -> Dirichlet."""
+    """K positive concentrations (``floor + exp(raw)``, initialised at 1) -> Dirichlet.
+
+    The posterior concentration grows like L; on the log scale the MLP reaches it with
+    small steps (issue 12, dirichlet-categorical K = 4, DeepSets, 1,000 NPE steps, L in
+    [8, 128]: KL(exact || q) at L = 8 / 32 / 128 was 0.88 / 0.071 / 1.22 with softplus,
+    0.22 / 0.019 / 0.31 with exp)."""
     kind = "dirichlet"
 
     def __init__(self, in_dim, latent_shape, support, **cfg):
         super().__init__(in_dim, latent_shape, support, **cfg)
         k = self.latent_shape[-1]
         self.net = _mlp(in_dim, self.hidden, self.depth, k,
-                        torch.full((k,), _softplus_inv(1.0 - self.min_scale)))
+                        torch.full((k,), math.log(1.0 - self.min_scale)))
 
     def _distribution(self, h):
-        return _Dirichlet(_positive(self.net(h), self.min_scale))
+        return _Dirichlet(_log_positive(self.net(h), self.min_scale))
 
 
 class GaussianDiagHead(PosteriorHead):

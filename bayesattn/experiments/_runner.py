@@ -2,7 +2,7 @@
 
 Run folder layout::
 
-    config.json            experiment, preset, params, seed, device, versions, git commit
+    config.json            experiment, preset, params, seed, device, threads, versions, git commit
     stages/<stage>.csv     each stage's table ...
     stages/<stage>.json    ... and its manifest, written last: the "stage done" marker
     posteriors/<stage>-<key>.nc   models/<stage>-<key>.pt   arrays/  tables/  artifacts/
@@ -29,7 +29,7 @@ from typing import Any
 
 from . import _artifacts
 from ._context import RunContext
-from ._errors import ExperimentError
+from ._errors import ExperimentError, InvalidParameterError
 from ._folder import plan, prepare, swap
 from ._io import environment, read_csv, read_json, write_csv, write_json
 from ._registry import get
@@ -49,6 +49,7 @@ def run(
     progress: bool = True,
     overrides: Mapping[str, Any] | None = None,
     command: str | Sequence[str] | None = None,
+    threads: int | str | None = "auto",
 ) -> RunResult:
     """Run an experiment and write its run folder (see the module docstring for the layout).
 
@@ -67,6 +68,9 @@ def run(
         overrides: Parameter name -> value replacing the preset's value (names must exist
             in the preset; values are checked against the preset's types).
         command: The command line that started the run, recorded in ``config.json``.
+        threads: torch CPU threads for the run (restored afterwards), recorded in
+            ``config.json``: an int, None (torch's setting) or ``"auto"`` (default: the
+            cores idle when the run starts; see ``bayesattn.inference.resolve_threads``).
 
     Returns:
         A :class:`RunResult`.
@@ -88,14 +92,22 @@ def run(
     out = out.expanduser().absolute()
     mode = plan(out, experiment, preset, params, seed, resume=resume, overwrite=overwrite)
     device = resolve_device(device)
+    from bayesattn.inference import resolve_threads, torch_threads
+
+    try:
+        n_threads = resolve_threads(threads)
+    except ValueError as err:
+        raise InvalidParameterError(str(err)) from None
     work = prepare(out, mode)
     if command is not None and not isinstance(command, str):
         command = " ".join(str(c) for c in command)
     try:
-        result = _execute(
-            experiment, work=work, out=out, mode=mode, preset=preset, params=params,
-            overrides=overrides, seed=seed, device=device, progress=progress, command=command,
-        )
+        with torch_threads(n_threads):
+            result = _execute(
+                experiment, work=work, out=out, mode=mode, preset=preset, params=params,
+                overrides=overrides, seed=seed, device=device, progress=progress,
+                command=command, threads=n_threads,
+            )
     except BaseException as exc:
         if mode == "overwrite":
             shutil.rmtree(work, ignore_errors=True)
@@ -134,7 +146,7 @@ def _now() -> str:
 def _execute(
     experiment: Experiment, *, work: Path, out: Path, mode: str, preset: str,
     params: dict[str, Any], overrides: dict[str, Any], seed: int, device: str, progress: bool,
-    command: str | None,
+    command: str | None, threads: int,
 ) -> RunResult:
     from tqdm.auto import tqdm
 
@@ -143,7 +155,8 @@ def _execute(
     if mode == "resume":
         config = read_json(work / "config.json")
         config.setdefault("resumed", []).append(
-            {"time": _now(), "device": device, "command": command, "git": env["git"]}
+            {"time": _now(), "device": device, "threads": threads, "command": command,
+             "git": env["git"]}
         )
         (work / "manifest.json").unlink(missing_ok=True)  # the run is in progress again
     else:
@@ -151,7 +164,8 @@ def _execute(
             "experiment": experiment.name, "title": experiment.title,
             "claims": list(experiment.claims), "description": experiment.description,
             "preset": preset, "params": params,
-            "overrides": overrides, "seed": seed, "device": device, "out": str(out),
+            "overrides": overrides, "seed": seed, "device": device, "threads": threads,
+            "out": str(out),
             "created": _now(), "command": command, **env,
         }
     write_json(work / "config.json", config)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from bayesattn import models
-from bayesattn.inference import AmortizedPosterior, TrainingDivergedError, train
+from bayesattn.inference import (
+    AmortizedPosterior,
+    TrainingDivergedError,
+    resolve_threads,
+    train,
+    training_lengths,
+)
 from bayesattn.models import ModelInputError
 
 SMALL = {"dim": 16, "num_heads": 2}
@@ -126,7 +134,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(_net(m, seed=1), m, checkpoint_dir=tmp_path / "b", callback=interrupt, **kw)
-    with pytest.raises(ValueError, match=r"different run \(lr: checkpoint 0.001, this run 0.01\)"):
+    with pytest.raises(ValueError, match=r"different run \(lr: checkpoint 0.003, this run 0.01\)"):
         train(_net(m, seed=1), m, checkpoint_dir=tmp_path / "b", resume=True,
               **{**kw, "lr": 1e-2})
     resumed = train(_net(m, seed=1), m, checkpoint_dir=tmp_path / "b", resume=True, **kw)
@@ -244,3 +252,90 @@ def test_compiled_training_matches_eager():
     compiled = train(_net(m, seed=2), m, compile=True, **kw).history["loss"]
     torch.testing.assert_close(torch.tensor(compiled.to_numpy()), torch.tensor(eager.to_numpy()),
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("distribution,share", [
+    ("log-uniform", (math.log(16) - math.log(8)) / (math.log(129) - math.log(8))),
+    ("uniform", 8 / 121),
+])
+def test_training_lengths_follow_their_distribution(distribution, share):
+    n = 100_000
+    lengths = training_lengths(n, (8, 128), distribution=distribution, seed=3)
+    assert lengths.dtype == torch.int64 and lengths.shape == (n,)
+    assert int(lengths.min()) == 8 and int(lengths.max()) == 128
+    # P(L < 16) against its exact value, within 4 binomial standard errors
+    p = float((lengths < 16).double().mean())
+    assert abs(p - share) < 4 * math.sqrt(share * (1 - share) / n)
+    torch.testing.assert_close(training_lengths(5, (8, 128), distribution=distribution, seed=3),
+                               lengths[:5])
+    assert training_lengths(4, 7).tolist() == [7] * 4
+    with pytest.raises(ValueError, match="lengths must be one of"):
+        training_lengths(4, (2, 9), distribution="normal")
+
+
+def test_train_draws_lengths_as_documented():
+    m = models.get("normal-mean")
+    seen = []
+    net = _net(m, "deepsets")
+    train(net, m, steps=2, batch_size=64, seq_len=(8, 128), lengths="uniform",
+          device="cpu", progress=False, callback=lambda s, row, n: seen.append(row["mean_len"]))
+    net = _net(m, "deepsets")
+    train(net, m, steps=2, batch_size=64, seq_len=(8, 128), device="cpu", progress=False,
+          callback=lambda s, row, n: seen.append(row["mean_len"]))
+    # uniform on [8, 128] has mean 68, log-uniform (default) about 43
+    assert min(seen[:2]) > 55 and max(seen[2:]) < 55
+    with pytest.raises(ValueError, match="lengths must be one of"):
+        train(net, m, steps=1, batch_size=4, seq_len=(2, 5), lengths="normal", progress=False)
+
+
+def test_train_sets_and_restores_the_thread_count():
+    m = models.get("normal-mean")
+    before = torch.get_num_threads()
+    result = train(_net(m, "deepsets"), m, steps=1, batch_size=4, seq_len=3, device="cpu",
+                   progress=False, threads=1)
+    assert result.threads == 1 and torch.get_num_threads() == before
+    auto = resolve_threads("auto")
+    assert 1 <= auto <= before
+    assert resolve_threads(None) == before
+    for bad in (0, -1, 1.5, "all", True):
+        with pytest.raises(ValueError, match="threads must be"):
+            resolve_threads(bad)
+    with pytest.raises(ValueError, match="threads must be"):
+        train(_net(m, "deepsets"), m, steps=1, batch_size=4, seq_len=3, progress=False,
+              threads=0)
+    assert torch.get_num_threads() == before
+
+
+def test_posterior_in_chunks_equals_one_batch():
+    m = models.get("normal-mean")
+    b = m.simulate(11, 6, seed=4)
+    mask = torch.arange(6)[None] < torch.randint(1, 7, (11,), generator=torch.Generator()
+                                                 .manual_seed(0))[:, None]
+    net = _net(m).eval()
+    with torch.no_grad():
+        whole = net.posterior(b.x, mask, chunk_size=None)
+        for chunk in (1, 3, 11, 50):
+            part = net.posterior(b.x, mask, chunk_size=chunk)
+            torch.testing.assert_close(part.loc, whole.loc, atol=1e-6, rtol=1e-6)
+            torch.testing.assert_close(part.scale_tril, whole.scale_tril, atol=1e-6, rtol=1e-6)
+    for bad in (0, -2, 2.5, True):
+        with pytest.raises(ValueError, match="chunk_size must be"):
+            net.posterior(b.x, chunk_size=bad)
+
+
+def test_saved_networks_keep_their_architecture_across_default_changes(tmp_path):
+    m = models.get("normal-mean")
+    net = AmortizedPosterior(m, encoder="set-transformer", encoder_options={"dim": 16})
+    assert net.config["encoder_options"] == {"num_blocks": 1, "ff_mult": 2, "dim": 16}
+    assert len(AmortizedPosterior.load(net.save(tmp_path / "new.pt")).encoder.blocks) == 1
+    # a network saved before the defaults were recorded: built with 2 blocks, ff_mult 4
+    old = AmortizedPosterior(m, encoder="set-transformer",
+                             encoder_options={"dim": 16, "num_blocks": 2, "ff_mult": 4})
+    payload = {"config": {**old.config, "encoder_options": {"dim": 16}},
+               "state_dict": old.state_dict()}
+    del payload["config"]["config_version"]
+    torch.save(payload, tmp_path / "old.pt")
+    loaded = AmortizedPosterior.load(tmp_path / "old.pt")
+    assert len(loaded.encoder.blocks) == 2
+    b = m.simulate(3, 5, seed=0)
+    torch.testing.assert_close(loaded.posterior(b.x).loc, old.posterior(b.x).loc)

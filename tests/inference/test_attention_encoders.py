@@ -126,6 +126,49 @@ def test_encoder_ignores_padding(spec, draw):
 
 
 @pytest.mark.parametrize("spec", SPECS)
+@FEW
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 9), length=st.integers(1, 8),
+       buckets=st.integers(1, 5))
+def test_packing_padded_batches_changes_nothing(spec, seed, batch, length, buckets):
+    """Packed (sorted into length buckets, real tokens moved to the front, cut to the
+    longest) = the padded computation, for outputs and gradients."""
+    g = _gen(seed)
+    x = torch.randn(batch, length, IN_DIM, generator=g)
+    mask = _random_mask(g, batch, length)
+    name, cfg = SPECS[spec]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        enc = make_encoder(name, IN_DIM, **cfg)
+    weights = torch.randn(batch, enc.out_dim, generator=g)
+    outs, grads = [], []
+    for b in (0, buckets):  # 0: no packing
+        enc.buckets = b
+        enc.zero_grad()
+        out = enc(x, mask)
+        (out * weights).sum().backward()
+        outs.append(out.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in enc.parameters() if p.grad is not None]))
+    _close(outs[1], outs[0])
+    _close(grads[1], grads[0], tol=1e-4)
+
+
+def test_packing_cuts_padding_and_runs_each_bucket_once():
+    enc = make_encoder("set-transformer", IN_DIM, **ATT)
+    seen = []
+    encode = enc.encode
+    enc.encode = lambda x, mask: seen.append((tuple(x.shape), mask is None)) or encode(x, mask)
+    lengths = torch.tensor([3, 1, 7, 2, 2, 5, 4, 7])
+    mask = torch.arange(10)[None] < lengths[:, None]  # padded to 10
+    mask = mask[:, torch.randperm(10, generator=_gen(0))]  # padding anywhere
+    enc.buckets = 4
+    out = enc(torch.randn(8, 10, IN_DIM, generator=_gen(1)), mask)
+    assert out.shape == (8, enc.out_dim)
+    # sorted lengths 1 2 | 2 3 | 4 5 | 7 7: groups of 2, each cut to its longest
+    assert seen == [((2, 2, IN_DIM), False), ((2, 3, IN_DIM), False),
+                    ((2, 5, IN_DIM), False), ((2, 7, IN_DIM), True)]
+
+
+@pytest.mark.parametrize("spec", SPECS)
 def test_encoder_shapes_and_gradients(spec):
     enc = _encoder(spec)
     g = _gen(1)
