@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine; each does its own set-up.
-#   make run    - create .venv, install bayesattn, run the headline experiment
+#   make run    - create .venv, install bayesattn, run the headline experiment on one
+#                 torch thread (the same numbers whatever else runs on the machine)
 #                 (approximation gap vs L, quick preset) into runs/
 #   make test   - create .venv, install bayesattn[dev], run the test suite
 # Also: make demo (exact vs NUTS ground-truth demo), make benchmark, make lint.
@@ -24,7 +25,7 @@ $(STAMP): pyproject.toml $(TORCH_CONSTRAINTS)
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/bayesattn run gap-vs-length --preset quick --seed 0 --out $(RUN_OUT) --resume
+	$(VENV)/bin/bayesattn run gap-vs-length --preset quick --seed 0 --threads 1 --out $(RUN_OUT) --resume
 
 demo: $(STAMP)
 	$(VENV)/bin/bayesattn demo
