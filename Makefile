@@ -42,3 +42,5 @@ benchmark: $(STAMP)
 	$(VENV)/bin/python benchmarks/ground_truth.py
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(PIP_CONSTRAINT_ARGS) -e ".[dev,bench]"
 	$(VENV)/bin/python benchmarks/amortized.py
+	$(VENV)/bin/python benchmarks/throughput.py
+	$(VENV)/bin/python benchmarks/threads.py
