@@ -60,7 +60,9 @@ def resolve_threads(threads: Any) -> int:
         threads: A positive int (used as given), ``None`` (keep torch's current setting)
             or ``"auto"``: the cores this process may use that are idle right now
             (sampled from /proc/stat for 0.2 s), at least 1 and at most torch's current
-            setting. Where the load cannot be read, ``"auto"`` keeps torch's setting.
+            setting; under torchrun at most the cores divided by the number of processes
+            on this machine (``LOCAL_WORLD_SIZE``). Where the load cannot be read,
+            ``"auto"`` keeps torch's setting.
 
     Raises:
         ValueError: anything else.
@@ -72,7 +74,9 @@ def resolve_threads(threads: Any) -> int:
         idle = idle_cores()
         if idle is None:
             return current
-        return int(max(1, min(current, available_cores(), round(idle))))
+        # under torchrun, the processes on this machine share its cores
+        share = available_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        return int(max(1, min(current, share, round(idle))))
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive int, 'auto' or None; got {threads!r}.")
     return threads

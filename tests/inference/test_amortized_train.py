@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
@@ -296,6 +297,9 @@ def test_train_sets_and_restores_the_thread_count():
     assert result.threads == 1 and torch.get_num_threads() == before
     auto = resolve_threads("auto")
     assert 1 <= auto <= before
+    with pytest.MonkeyPatch.context() as mp:  # torchrun: the local processes share the cores
+        mp.setenv("LOCAL_WORLD_SIZE", str(4 * os.cpu_count()))
+        assert resolve_threads("auto") == 1
     assert resolve_threads(None) == before
     for bad in (0, -1, 1.5, "all", True):
         with pytest.raises(ValueError, match="threads must be"):
