@@ -225,7 +225,7 @@ class SetEncoder(nn.Module):
         mask, positions = self._checked(x, mask, positions)
         if positions is not None:
             return self.encode(x, mask, positions=positions)
-        if mask is None or self.accepts_positions or self.buckets < 1:
+        if mask is None or self.accepts_positions or self.buckets < 1 or x.shape[0] == 0:
             return self.encode(x, mask)
         return self._encode_packed(x, mask)
 

@@ -152,6 +152,14 @@ def test_packing_padded_batches_changes_nothing(spec, seed, batch, length, bucke
     _close(grads[1], grads[0], tol=1e-4)
 
 
+@pytest.mark.parametrize("spec", ["st-sab-softmax", "tf-mean-softmax", "deepsets-mean"])
+def test_packing_an_empty_batch_gives_an_empty_output(spec):
+    enc = _encoder(spec)
+    mask = torch.ones(0, 5, dtype=torch.bool)
+    with torch.no_grad():
+        assert enc(torch.zeros(0, 5, IN_DIM), mask).shape == (0, enc.out_dim)
+
+
 def test_packing_cuts_padding_and_runs_each_bucket_once():
     enc = make_encoder("set-transformer", IN_DIM, **ATT)
     seen = []
