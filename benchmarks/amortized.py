@@ -71,7 +71,6 @@ import io
 import logging
 import math
 import os
-import platform
 import tempfile
 import time
 import warnings
@@ -81,6 +80,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _common import machine, step_seconds, write_csv_atomic  # benchmarks/ is on sys.path
 from torch.distributions import MultivariateNormal, kl_divergence
 
 from bayesattn import models
@@ -155,11 +155,8 @@ def kl_sbi(posterior, ts: TestSet, n: int, chunk: int = 4) -> np.ndarray:
 
 def step_time(model, encoder: str, n: int = 10) -> float:
     """Seconds per training step of a throwaway network (2 warm-up steps not counted)."""
-    net = AmortizedPosterior(model, encoder=encoder, seed=99)
-    res = train(net, model, steps=n + 2, batch_size=BATCH, seq_len=(LOW, HIGH),
-                objective="npe", device="cpu", progress=False, threads=1, seed=99)
-    s = res.history["seconds"].to_numpy()
-    return float((s[-1] - s[1]) / n)
+    step_s, _ = step_seconds(model, encoder, steps=n + 2, warmup=2, seed=99)
+    return float(step_s.mean())
 
 
 def run_ours(model, encoder: str, steps: int, sets: dict[int, TestSet],
@@ -409,16 +406,9 @@ def plot_curves(curves: pd.DataFrame, path: Path, budget: float, n: int,
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     import sbi
 
-    return (f"{cpu}, {os.cpu_count()} cpu, torch {torch.__version__}, "
-            f"sbi {sbi.__version__}")
+    return f"{machine()}, torch {torch.__version__}, sbi {sbi.__version__}"
 
 
 def _print(title: str, df: pd.DataFrame) -> None:
@@ -532,10 +522,7 @@ def main() -> None:
     table["machine"] = _machine()
     table["torch_threads"] = torch.get_num_threads()
     out = out_dir / ("amortized-quick.csv" if args.quick else "amortized.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    write_csv_atomic(table, out)
     fig = out_dir / "amortized_time_to_kl.png"
     plot_curves(curves_df, fig, curve_budget, curve_n, final)
     print(f"\nwrote {out}, {fig} (+ .svg)")

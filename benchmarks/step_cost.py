@@ -22,7 +22,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import machine, write_csv_atomic  # benchmarks/ is on sys.path as a script
+from _common import (  # benchmarks/ is on sys.path as a script
+    machine,
+    step_seconds,
+    write_csv_atomic,
+)
 
 OUT = Path(__file__).resolve().parent / "results" / "step_cost.csv"
 OLD = {"set-transformer": {"num_blocks": 2, "ff_mult": 4},
@@ -33,13 +37,8 @@ def step_ms(model, encoder: str, options: dict, buckets: int, lengths: str, step
             warmup: int) -> float:
     import numpy as np
 
-    from bayesattn.inference import AmortizedPosterior, train
-
-    net = AmortizedPosterior(model, encoder=encoder, encoder_options=options, seed=0)
-    net.encoder.buckets = buckets
-    result = train(net, model, steps=steps, batch_size=128, seq_len=(8, 128),
-                   lengths=lengths, device="cpu", progress=False, threads=1)
-    step_s = result.history["seconds"].diff().to_numpy()[warmup:]
+    step_s, _ = step_seconds(model, encoder, steps=steps, warmup=warmup,
+                             encoder_options=options, buckets=buckets, lengths=lengths)
     return 1e3 * float(np.median(step_s))
 
 

@@ -39,7 +39,10 @@ import time
 from pathlib import Path
 
 from _common import machine as _machine
-from _common import write_csv_atomic  # benchmarks/ is on sys.path when run as a script
+from _common import (
+    step_seconds,
+    write_csv_atomic,  # benchmarks/ is on sys.path when run as a script
+)
 
 OUT = Path(__file__).resolve().parent / "results" / "threads.csv"
 ENCODERS = ("set-transformer", "deepsets")
@@ -130,13 +133,7 @@ class Competitor:
 def measure(model, encoder: str, threads, steps: int, warmup: int) -> dict:
     import numpy as np
 
-    from bayesattn.inference import AmortizedPosterior, train
-
-    net = AmortizedPosterior(model, encoder=encoder)
-    res = train(net, model, steps=steps, batch_size=128, seq_len=(8, 128), device="cpu",
-                progress=False, threads=threads)
-    step_s = res.history["seconds"].diff().to_numpy()[warmup:]  # row i: step i's own time
-    step_s = step_s[np.isfinite(step_s)]
+    step_s, res = step_seconds(model, encoder, steps=steps, warmup=warmup, threads=threads)
     return {"encoder": encoder, "threads_arg": str(threads), "threads_used": int(res.threads),
             "ms_per_step": 1e3 * float(np.median(step_s)),
             "ms_p90": 1e3 * float(np.quantile(step_s, 0.9)),
