@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 _SAMPLE_SECONDS = 0.2
+_open_blocks = 0  # torch_threads blocks we are inside
 
 
 def available_cores() -> int:
@@ -61,8 +62,9 @@ def resolve_threads(threads: Any) -> int:
             or ``"auto"``: the cores this process may use that are idle right now
             (sampled from /proc/stat for 0.2 s), at least 1 and at most torch's current
             setting; under torchrun at most the cores divided by the number of processes
-            on this machine (``LOCAL_WORLD_SIZE``). Where the load cannot be read,
-            ``"auto"`` keeps torch's setting.
+            on this machine (``LOCAL_WORLD_SIZE``). Where the load cannot be read, and
+            inside a :func:`torch_threads` block (e.g. ``train`` inside ``bayesattn run``,
+            which has already chosen), ``"auto"`` keeps torch's setting.
 
     Raises:
         ValueError: anything else.
@@ -71,6 +73,8 @@ def resolve_threads(threads: Any) -> int:
     if threads is None:
         return current
     if threads == "auto":
+        if _open_blocks:  # an enclosing torch_threads block has chosen already
+            return current
         idle = idle_cores()
         if idle is None:
             return current
@@ -86,12 +90,15 @@ def resolve_threads(threads: Any) -> int:
 def torch_threads(threads: Any) -> Iterator[int]:
     """Run the block with ``resolve_threads(threads)`` torch intra-op threads; yields the
     number used and restores the previous setting on exit."""
+    global _open_blocks
     n = resolve_threads(threads)
     before = torch.get_num_threads()
     if n != before:
         torch.set_num_threads(n)
+    _open_blocks += 1
     try:
         yield n
     finally:
+        _open_blocks -= 1
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)

@@ -95,6 +95,11 @@ def _step_seed(seed: int, step: int, shard: int) -> int:
 LENGTH_DISTRIBUTIONS = ("log-uniform", "uniform")
 
 
+def _check_lengths(distribution: str) -> None:
+    if distribution not in LENGTH_DISTRIBUTIONS:
+        raise ValueError(f"lengths must be one of {LENGTH_DISTRIBUTIONS}; got {distribution!r}.")
+
+
 def training_lengths(n: int, seq_len: int | tuple[int, int], *,
                      distribution: str = "log-uniform", seed: int = 0) -> torch.Tensor:
     """Sequence lengths as :func:`train` draws them: ``n`` integers in ``[low, high]``.
@@ -111,8 +116,7 @@ def training_lengths(n: int, seq_len: int | tuple[int, int], *,
         An int64 tensor of shape ``(n,)``.
     """
     low, high = _length_range(seq_len)
-    if distribution not in LENGTH_DISTRIBUTIONS:
-        raise ValueError(f"lengths must be one of {LENGTH_DISTRIBUTIONS}; got {distribution!r}.")
+    _check_lengths(distribution)
     gen = torch.Generator().manual_seed(int(seed))
     if low == high:
         return torch.full((n,), low, dtype=torch.int64)
@@ -365,8 +369,7 @@ def train(
             f"token_transform must be a callable and needs objective='mtp'; got "
             f"{type(token_transform).__name__} with objective={objective!r}."
         )
-    if lengths not in LENGTH_DISTRIBUTIONS:
-        raise ValueError(f"lengths must be one of {LENGTH_DISTRIBUTIONS}; got {lengths!r}.")
+    _check_lengths(lengths)
     if not 0.0 < float(mask_fraction) < 1.0:
         raise ValueError(f"mask_fraction must lie in (0, 1); got {mask_fraction!r}.")
     if resume and checkpoint_dir is None:

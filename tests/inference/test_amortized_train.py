@@ -13,6 +13,7 @@ from bayesattn.inference import (
     AmortizedPosterior,
     TrainingDivergedError,
     resolve_threads,
+    torch_threads,
     train,
     training_lengths,
 )
@@ -307,6 +308,17 @@ def test_train_sets_and_restores_the_thread_count():
     with pytest.raises(ValueError, match="threads must be"):
         train(_net(m, "deepsets"), m, steps=1, batch_size=4, seq_len=3, progress=False,
               threads=0)
+    assert torch.get_num_threads() == before
+
+
+def test_auto_threads_inside_a_threads_block_keep_its_choice():
+    m = models.get("normal-mean")
+    before = torch.get_num_threads()
+    with torch_threads(1) as n:
+        assert n == 1 and resolve_threads("auto") == 1
+        result = train(_net(m, "deepsets"), m, steps=1, batch_size=4, seq_len=3,
+                       device="cpu", progress=False)
+        assert result.threads == 1 and torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
 
 
