@@ -72,6 +72,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from bayesattn import experiments
+    from bayesattn.experiments._cost import format_duration
 
     if args.name is not None:
         e = experiments.get(args.name)
@@ -81,18 +82,23 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"\n{e.description}\n")
         for preset, params in e.presets.items():
             print(f"preset {preset}: {json.dumps(dict(params))}")
+            print(f"  estimated CPU time: {experiments.estimate_cpu_seconds(e, preset)}")
         return 0
     names = experiments.names()
     if not names:
         print("no experiments are registered")
         return 0
-    rows = [("name", "claims", "presets", "title")]
+    rows = [("name", "claims", "presets", "quick CPU", "full CPU (est.)", "title")]
     for name in names:
         e = experiments.get(name)
-        rows.append((e.name, ",".join(e.claims), ",".join(e.presets), e.title))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        quick, full = (experiments.estimate_cpu_seconds(e, p).seconds for p in ("quick", "full"))
+        rows.append((e.name, ",".join(e.claims), ",".join(e.presets), format_duration(quick),
+                     format_duration(full), e.title))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
+    print("\nCPU times: one torch thread on the reference 2-core CPU; quick as measured, full "
+          "extrapolated (bayesattn list NAME for the basis).")
     return 0
 
 
@@ -133,12 +139,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.name, preset=args.preset, seed=args.seed, device=args.device, out=args.out,
         resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
         overrides=_parse_sets(args.set), command=shlex.join(["bayesattn", *argv]),
-        threads=args.threads,
+        threads=args.threads, announce=lambda line: print(line, file=sys.stderr, flush=True),
     )
     if result.headline is not None:
         print(result.headline.to_string(index=False, float_format="{:.3g}".format))
         print()
     print(report.format_verdicts(result.verdicts))
+    if result.convergence is not None:
+        from bayesattn.experiments._convergence import summary_line
+
+        print(f"\n{summary_line(result.convergence)}")
     print(f"\nrun folder: {result.out}")
     print(f"report:     {result.report}")
     return 0

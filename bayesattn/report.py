@@ -90,6 +90,9 @@ def render_report(out: str | os.PathLike[str]) -> str:
             headline = pd.DataFrame()
         lines += ["## Headline", "", frame_to_markdown(headline), ""]
 
+    if (out / "convergence.csv").is_file():
+        lines += ["## Training convergence", "", *_convergence_lines(out / "convergence.csv"), ""]
+
     figures = _embedded_figures(out, manifest)
     if figures:
         lines += ["## Figures", ""]
@@ -141,6 +144,32 @@ def render_report(out: str | os.PathLike[str]) -> str:
               f"`bayesattn report {Path(config.get('out') or out).name}`.",
               ""]
     return "\n".join(lines)
+
+
+def _convergence_lines(path: Path) -> list[str]:
+    import pandas as pd
+
+    from bayesattn.experiments._convergence import summary_line
+
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return ["this run trained no networks"]
+
+    def number(v: Any) -> str:
+        return "n/a" if not math.isfinite(float(v)) else f"{float(v):.3g}"
+
+    rows = []
+    for r in frame.itertuples(index=False):
+        value = number(r.value) + (f" ± {number(r.se)}" if math.isfinite(float(r.se)) else "")
+        rows.append((r.network, r.measure, value, number(r.floor), r.floor_basis,
+                     number(r.excess), number(r.tolerance),
+                     "**yes**" if bool(r.converged) else "**no**"))
+    header = ["network", "measure", "value ± se", "floor", "floor basis", "excess",
+              "tolerance", "converged"]
+    return [summary_line(frame) + ". A verdict resting on a network that has not converged "
+            "measures its training budget as much as the claim.", "",
+            markdown_table(header, rows)]
 
 
 def _embedded_figures(out: Path, manifest: dict[str, Any]) -> list[Path]:

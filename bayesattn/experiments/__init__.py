@@ -37,6 +37,8 @@ from ._errors import (
     UnknownExperimentError,
     UnknownPresetError,
 )
+from ._convergence import convergence_row
+from ._cost import CpuEstimate, estimate_cpu_seconds
 from ._folder import load_run
 from ._registry import get, names, register, unregister
 from ._runner import run
@@ -66,6 +68,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
 
 __all__ = [
     "VERDICTS",
+    "CpuEstimate",
     "DeviceUnavailableError",
     "Experiment",
     "ExperimentError",
@@ -81,6 +84,8 @@ __all__ = [
     "UnknownExperimentError",
     "UnknownPresetError",
     "Verdict",
+    "convergence_row",
+    "estimate_cpu_seconds",
     "get",
     "load_run",
     "names",

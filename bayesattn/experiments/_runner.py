@@ -7,6 +7,7 @@ Run folder layout::
     stages/<stage>.json    ... and its manifest, written last: the "stage done" marker
     posteriors/<stage>-<key>.nc   models/<stage>-<key>.pt   arrays/  tables/  artifacts/
     results.csv            all stage tables, ``stage`` column first
+    convergence.csv        each trained network's error against its floor (when it trains any)
     headline.csv           the headline table (when the experiment defines one)
     verdicts.json          one entry per tested claim
     figures/<name>.png|svg
@@ -19,16 +20,19 @@ Every file is written to a temporary name and moved into place (``os.replace``).
 from __future__ import annotations
 
 import copy
+import math
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from . import _artifacts
 from ._context import RunContext
+from ._convergence import check_convergence_frame
+from ._cost import estimate_cpu_seconds
 from ._errors import ExperimentError, InvalidParameterError
 from ._folder import plan, prepare, swap
 from ._io import environment, read_csv, read_json, write_csv, write_json
@@ -50,6 +54,7 @@ def run(
     overrides: Mapping[str, Any] | None = None,
     command: str | Sequence[str] | None = None,
     threads: int | str | None = "auto",
+    announce: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run an experiment and write its run folder (see the module docstring for the layout).
 
@@ -71,6 +76,10 @@ def run(
         threads: torch CPU threads for the run (restored afterwards), recorded in
             ``config.json``: an int, None (torch's setting) or ``"auto"`` (default: the
             cores idle when the run starts; see ``bayesattn.inference.resolve_threads``).
+        announce: Called once with a line of text (the preset's estimated CPU time, see
+            :func:`~bayesattn.experiments.estimate_cpu_seconds`) after every setting has
+            been checked and before any stage runs; the CLI prints it. The estimate is
+            also recorded in ``config.json`` as ``estimated_cpu_seconds``.
 
     Returns:
         A :class:`RunResult`.
@@ -98,7 +107,10 @@ def run(
         n_threads = resolve_threads(threads)
     except ValueError as err:
         raise InvalidParameterError(str(err)) from None
+    estimate = estimate_cpu_seconds(experiment, preset, overrides)
     work = prepare(out, mode)
+    if announce is not None and math.isfinite(estimate.seconds):
+        announce(f"{experiment.name} preset {preset}: estimated CPU time {estimate}")
     if command is not None and not isinstance(command, str):
         command = " ".join(str(c) for c in command)
     try:
@@ -106,7 +118,7 @@ def run(
             result = _execute(
                 experiment, work=work, out=out, mode=mode, preset=preset, params=params,
                 overrides=overrides, seed=seed, device=device, progress=progress,
-                command=command, threads=n_threads,
+                command=command, threads=n_threads, estimate=estimate.seconds,
             )
     except BaseException as exc:
         if mode == "overwrite":
@@ -124,7 +136,7 @@ def run(
         result = RunResult(
             out=out, results=result.results, verdicts=result.verdicts, headline=result.headline,
             figures=[out / p.relative_to(work) for p in result.figures],
-            report=out / "report.md",
+            report=out / "report.md", convergence=result.convergence,
         )
     return result
 
@@ -146,7 +158,7 @@ def _now() -> str:
 def _execute(
     experiment: Experiment, *, work: Path, out: Path, mode: str, preset: str,
     params: dict[str, Any], overrides: dict[str, Any], seed: int, device: str, progress: bool,
-    command: str | None, threads: int,
+    command: str | None, threads: int, estimate: float = math.nan,
 ) -> RunResult:
     from tqdm.auto import tqdm
 
@@ -165,6 +177,7 @@ def _execute(
             "claims": list(experiment.claims), "description": experiment.description,
             "preset": preset, "params": params,
             "overrides": overrides, "seed": seed, "device": device, "threads": threads,
+            "estimated_cpu_seconds": round(estimate, 1) if math.isfinite(estimate) else None,
             "out": str(out),
             "created": _now(), "command": command, **env,
         }
@@ -210,6 +223,15 @@ def _execute(
             raise TypeError(f"{experiment.name}: verdicts() must return Verdict objects, got {v!r}")
     write_json(work / "verdicts.json", [v.to_dict() for v in verdicts])
 
+    convergence = None
+    if experiment.convergence is not None:
+        convergence = check_convergence_frame(
+            experiment.convergence(results, copy.deepcopy(params)), experiment.name)
+        write_csv(work / "convergence.csv", convergence)
+        convergence = read_csv(work / "convergence.csv")
+    else:
+        (work / "convergence.csv").unlink(missing_ok=True)
+
     figures = _make_figures(experiment, ctx, results, work)
     write_json(work / "manifest.json", {
         "experiment": experiment.name, "preset": preset, "seed": seed, "device": device,
@@ -220,7 +242,7 @@ def _execute(
 
     report = write_report(work)
     return RunResult(out=work, results=results, verdicts=verdicts, headline=headline,
-                     figures=figures, report=report)
+                     figures=figures, report=report, convergence=convergence)
 
 
 def _finished_stage(work: Path, name: str) -> dict[str, Any] | None:

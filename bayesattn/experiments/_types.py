@@ -168,6 +168,14 @@ class Experiment:
             :func:`bayesattn.plots.set_style`, with ``results`` as for ``verdicts``.
         headline: Optional ``headline(results) -> DataFrame``: the small table printed at
             the end of ``bayesattn run`` and put at the top of the report.
+        convergence: Optional ``convergence(results, params) -> DataFrame`` for experiments
+            that train networks: one row per network, its error against its floor, built
+            with ``convergence_row`` (see ``bayesattn.experiments._convergence``); saved as
+            ``convergence.csv`` and shown in the report.
+        work: Optional ``work(params) -> float``: the compute a preset's parameters ask
+            for, in units the experiment chooses (e.g. token-passes through its networks);
+            with measured smoke and quick times it gives
+            :func:`~bayesattn.experiments.estimate_cpu_seconds`.
     """
 
     name: str
@@ -179,6 +187,8 @@ class Experiment:
     verdicts: Callable[[pd.DataFrame, dict[str, Any]], list[Verdict]]
     figures: Callable[[RunContext, pd.DataFrame], list[Path]] | None = None
     headline: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    convergence: Callable[[pd.DataFrame, dict[str, Any]], pd.DataFrame] | None = None
+    work: Callable[[dict[str, Any]], float] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not EXPERIMENT_NAME.match(self.name):
@@ -214,7 +224,7 @@ class Experiment:
         object.__setattr__(self, "presets", MappingProxyType(presets))
         if not callable(self.verdicts):
             raise TypeError(f"{where}: verdicts must be callable (results, params) -> [Verdict]")
-        for opt in ("figures", "headline"):
+        for opt in ("figures", "headline", "convergence", "work"):
             if getattr(self, opt) is not None and not callable(getattr(self, opt)):
                 raise TypeError(f"{where}: {opt} must be callable or None")
 
@@ -239,6 +249,8 @@ class RunResult:
         headline: The headline table, or None when the experiment defines none.
         figures: Files the figures were saved to (PNG and SVG), in the order returned.
         report: Path of ``report.md``.
+        convergence: The convergence table (one row per trained network), or None when
+            the experiment trains none.
     """
 
     out: Path
@@ -247,3 +259,4 @@ class RunResult:
     headline: pd.DataFrame | None
     figures: list[Path]
     report: Path | None = None
+    convergence: pd.DataFrame | None = None

@@ -58,9 +58,12 @@ def test_list(interrupt, capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     header = out.splitlines()[0].split()
-    assert header == ["name", "claims", "presets", "title"]
+    assert header == ["name", "claims", "presets", "quick", "CPU", "full", "CPU", "(est.)",
+                      "title"]
     row = next(line for line in out.splitlines() if line.startswith(NAME))
-    assert row.split()[:3] == [NAME, "P3", "smoke,quick,full"] and row.endswith("CLI toy")
+    # the toy has no work() estimate: its CPU times are unknown
+    assert row.split()[:5] == [NAME, "P3", "smoke,quick,full", "unknown", "unknown"]
+    assert row.endswith("CLI toy")
     assert main(["list", NAME]) == 0
     out = capsys.readouterr().out
     assert "Two normal draws." in out and 'preset quick: {"n": 3}' in out and "stages: draws" in out
