@@ -26,6 +26,8 @@ Example::
 from __future__ import annotations
 
 from ._context import RunContext
+from ._convergence import convergence_row
+from ._cost import CpuEstimate, estimate_cpu_seconds
 from ._errors import (
     DeviceUnavailableError,
     ExperimentError,
@@ -34,11 +36,10 @@ from ._errors import (
     OutputExistsError,
     OutputNotWritableError,
     ResumeMismatchError,
+    RunFolderLockedError,
     UnknownExperimentError,
     UnknownPresetError,
 )
-from ._convergence import convergence_row
-from ._cost import CpuEstimate, estimate_cpu_seconds
 from ._folder import load_run
 from ._registry import get, names, register, unregister
 from ._runner import run
@@ -78,6 +79,7 @@ __all__ = [
     "OutputNotWritableError",
     "ResumeMismatchError",
     "RunContext",
+    "RunFolderLockedError",
     "RunResult",
     "Stage",
     "StageOutput",

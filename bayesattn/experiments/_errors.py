@@ -43,3 +43,7 @@ class ResumeMismatchError(ExperimentError):
 
 class NotARunFolderError(ExperimentError):
     """The folder is not a (finished) run folder written by :func:`bayesattn.experiments.run`."""
+
+
+class RunFolderLockedError(ExperimentError):
+    """Another process is writing the same run folder (it holds the folder's lock)."""

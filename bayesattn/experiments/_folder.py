@@ -14,8 +14,12 @@ from ._errors import (
     OutputNotWritableError,
     ResumeMismatchError,
 )
-from ._io import read_csv, read_json
+from ._io import read_csv, read_json, write_json
 from ._types import Experiment, Verdict
+
+#: The file every run folder carries, written first: ``--overwrite`` replaces only
+#: folders that have it (a config.json alone does not make a folder ours).
+MARKER = ".bayesattn-run"
 
 
 def read_config(folder: Path) -> dict[str, Any] | None:
@@ -58,6 +62,12 @@ def plan(
             )
         return "resume"
     if overwrite:
+        if not (out / MARKER).is_file():
+            raise OutputExistsError(
+                f"{out} has a config.json but no {MARKER} marker, so it was not written by "
+                "this version of bayesattn; --overwrite replaces only marked run folders. "
+                "Delete it yourself, or choose another --out"
+            )
         return "overwrite"
     state = "finished" if (out / "manifest.json").exists() else "unfinished"
     raise OutputExistsError(
@@ -81,8 +91,9 @@ def _differences(
     return diffs
 
 
-def prepare(out: Path, mode: str) -> Path:
-    """Create the folder to write into and prove it is writable (before any computation)."""
+def prepare(out: Path, mode: str, experiment: str = "") -> Path:
+    """Create the folder to write into, prove it is writable and mark it as a run folder
+    (before any computation)."""
     if mode == "overwrite":
         work = out.parent / f".{out.name}.new-{uuid.uuid4().hex[:8]}"
     else:
@@ -93,6 +104,9 @@ def prepare(out: Path, mode: str) -> Path:
         probe = work / f".write-probe-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
+        if not (work / MARKER).is_file():
+            write_json(work / MARKER, {"tool": "bayesattn", "marker_version": 1,
+                                       "experiment": experiment})
     except OSError as exc:
         if created and work.is_dir():
             shutil.rmtree(work, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 Run folder layout::
 
+    .bayesattn-run         marker, written first: --overwrite replaces only folders that have it
     config.json            experiment, preset, params, seed, device, threads, versions, git commit
     stages/<stage>.csv     each stage's table ...
     stages/<stage>.json    ... and its manifest, written last: the "stage done" marker
@@ -15,6 +16,10 @@ Run folder layout::
     report.md
 
 Every file is written to a temporary name and moved into place (``os.replace``).
+One process at a time writes a run folder: it holds an OS lock on ``.NAME.lock``
+beside the folder (see ``_lock``), and a second writer is refused with a line naming
+the holder. Under the lock, what crashed writers left (temporary files, unfinished
+``--overwrite`` folders) is removed before the run starts.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from ._cost import estimate_cpu_seconds
 from ._errors import ExperimentError, InvalidParameterError
 from ._folder import plan, prepare, swap
 from ._io import environment, read_csv, read_json, write_csv, write_json
+from ._lock import clean_siblings, remove_temp_files, run_folder_lock
 from ._registry import get
 from ._settings import check_seed, resolve_device, resolve_params
 from ._types import Experiment, RunResult, StageOutput, Verdict
@@ -99,7 +105,6 @@ def run(
     params, overrides = resolve_params(experiment, preset, overrides)
     out = Path(out if out is not None else Path("runs") / f"{experiment.name}-{preset}-seed{seed}")
     out = out.expanduser().absolute()
-    mode = plan(out, experiment, preset, params, seed, resume=resume, overwrite=overwrite)
     device = resolve_device(device)
     from bayesattn.inference import resolve_threads, torch_threads
 
@@ -107,32 +112,37 @@ def run(
         n_threads = resolve_threads(threads)
     except ValueError as err:
         raise InvalidParameterError(str(err)) from None
-    estimate = estimate_cpu_seconds(experiment, preset, overrides)
-    work = prepare(out, mode)
-    if announce is not None and math.isfinite(estimate.seconds):
-        announce(f"{experiment.name} preset {preset}: estimated CPU time {estimate}")
     if command is not None and not isinstance(command, str):
         command = " ".join(str(c) for c in command)
-    try:
-        with torch_threads(n_threads):
-            result = _execute(
-                experiment, work=work, out=out, mode=mode, preset=preset, params=params,
-                overrides=overrides, seed=seed, device=device, progress=progress,
-                command=command, threads=n_threads, estimate=estimate.seconds,
-            )
-    except BaseException as exc:
+    estimate = estimate_cpu_seconds(experiment, preset, overrides)
+    with run_folder_lock(out, command):
+        clean_siblings(out)
+        mode = plan(out, experiment, preset, params, seed, resume=resume, overwrite=overwrite)
+        if mode == "resume":
+            remove_temp_files(out)
+        work = prepare(out, mode, experiment.name)
+        if announce is not None and math.isfinite(estimate.seconds):
+            announce(f"{experiment.name} preset {preset}: estimated CPU time {estimate}")
+        try:
+            with torch_threads(n_threads):
+                result = _execute(
+                    experiment, work=work, out=out, mode=mode, preset=preset, params=params,
+                    overrides=overrides, seed=seed, device=device, progress=progress,
+                    command=command, threads=n_threads, estimate=estimate.seconds,
+                )
+        except BaseException as exc:
+            if mode == "overwrite":
+                shutil.rmtree(work, ignore_errors=True)
+                exc.add_note(f"bayesattn: the run failed; the earlier run in {out} is untouched.")
+            else:
+                exc.add_note(
+                    f"bayesattn: finished stages are saved in {out}; continue with resume=True "
+                    f"(bayesattn run {experiment.name} --preset {preset} --seed {seed} "
+                    f"--out {out} --resume)."
+                )
+            raise
         if mode == "overwrite":
-            shutil.rmtree(work, ignore_errors=True)
-            exc.add_note(f"bayesattn: the run failed; the earlier run in {out} is untouched.")
-        else:
-            exc.add_note(
-                f"bayesattn: finished stages are saved in {out}; continue with resume=True "
-                f"(bayesattn run {experiment.name} --preset {preset} --seed {seed} "
-                f"--out {out} --resume)."
-            )
-        raise
-    if mode == "overwrite":
-        swap(work, out)
+            swap(work, out)
         result = RunResult(
             out=out, results=result.results, verdicts=result.verdicts, headline=result.headline,
             figures=[out / p.relative_to(work) for p in result.figures],

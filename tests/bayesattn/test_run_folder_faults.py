@@ -1,0 +1,166 @@
+"""Fault injection on run folders: concurrent writers, kill -9, crash leftovers, foreign folders.
+
+A toy experiment runs in child processes through the real ``bayesattn`` command line;
+its second stage waits until the file ``$TOY_GATE`` exists, so that a test can act
+mid-run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from bayesattn import experiments as ex
+from bayesattn.cli import main
+from bayesattn.experiments import _lock
+from bayesattn.experiments._folder import MARKER
+
+SCRIPT = textwrap.dedent('''
+    import os, sys, time
+    import numpy as np
+    import pandas as pd
+    from bayesattn import experiments as ex
+
+    def first(ctx):
+        rng = np.random.default_rng(ctx.seed_for("first"))
+        return pd.DataFrame({"metric": "x", "value": rng.normal(size=ctx.params["n"])})
+
+    def second(ctx):
+        gate = os.environ.get("TOY_GATE")
+        end = time.monotonic() + 300
+        while gate and not os.path.exists(gate) and time.monotonic() < end:
+            time.sleep(0.05)
+        x = ctx.results["first"]["value"].to_numpy()
+        return ex.StageOutput(pd.DataFrame({"metric": ["mean"], "value": [x.mean()]}),
+                              {"grid": np.arange(4.0)})
+
+    ex.register(ex.Experiment(
+        name="toy-faults", title="toy", claims=("P4",), description="toy",
+        presets={p: {"n": 16} for p in ("smoke", "quick", "full")},
+        stages=(ex.Stage("first", first), ex.Stage("second", second)),
+        verdicts=lambda results, params: []))
+    from bayesattn.cli import main
+    sys.exit(main(sys.argv[1:]))
+''')
+
+
+@pytest.fixture
+def toy_cli(tmp_path):
+    script = tmp_path / "toy_cli.py"
+    script.write_text(SCRIPT)
+
+    def start(out: Path, *flags: str, gate: Path | None = None) -> subprocess.Popen:
+        env = {**os.environ, "TOY_GATE": str(gate) if gate else ""}
+        return subprocess.Popen(
+            [sys.executable, str(script), "run", "toy-faults", "--preset", "smoke",
+             "--no-progress", "--threads", "1", "--out", str(out), *flags],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    return start
+
+
+def _wait_for(path: Path, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > end:
+            raise TimeoutError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.05)
+
+
+def _leftovers(parent: Path) -> list[str]:
+    """Hidden files and folders that are not the run marker: temp files, locks, swaps."""
+    return sorted(str(p.relative_to(parent)) for p in parent.rglob(".*") if p.name != MARKER)
+
+
+def test_second_writer_is_refused_with_the_holders_name(toy_cli, tmp_path):
+    out = tmp_path / "run"
+    gate = tmp_path / "gate"
+    first = toy_cli(out, gate=gate)
+    _wait_for(out / "stages" / "first.json")
+    for flags in ((), ("--resume",), ("--overwrite",)):
+        second = toy_cli(out, *flags)
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "is being written by pid " + str(first.pid) in lines[0], err
+    gate.touch()
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["command"].endswith(f"--out {out}")
+    gate.unlink()
+    assert _leftovers(tmp_path) == [], "the lock file is removed when the run ends"
+
+
+def test_kill_minus_9_then_resume_gives_the_same_bytes_and_leaves_nothing(toy_cli, tmp_path):
+    clean = toy_cli(tmp_path / "clean")
+    assert clean.wait(timeout=120) == 0
+    out = tmp_path / "killed"
+    victim = toy_cli(out, gate=tmp_path / "never")
+    _wait_for(out / "stages" / "first.json")
+    (out / f".results.csv.{victim.pid}.tmp").write_text("half a file")  # a crash's leftover
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert not (out / "results.csv").exists()
+    resumed = toy_cli(out, "--resume")  # the kernel dropped the killed run's lock
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    for name in ("results.csv", "stages/first.csv", "stages/second.csv", "arrays/second-grid.npy",
+                 "verdicts.json"):
+        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["cached"] for s in manifest["stages"]] == [True, False]
+    assert _leftovers(tmp_path) == []
+
+
+def test_overwrite_refuses_folders_without_the_marker(tmp_path, capsys):
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "config.json").write_text(json.dumps({"experiment": "my-own-thing"}))
+    (thesis / "thesis.tex").write_text("\\documentclass{article}")
+    code = main(["run", "gap-vs-length", "--preset", "smoke", "--out", str(thesis),
+                 "--overwrite", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and MARKER in err[0] and "Delete it yourself" in err[0]
+    assert sorted(p.name for p in thesis.iterdir()) == ["config.json", "thesis.tex"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_interrupted_overwrite_and_swap_are_cleaned_up(tmp_path):
+    exp = ex.Experiment(
+        name="toy-swap", title="t", claims=("P4",), description="d",
+        presets={p: {"n": 2} for p in ("smoke", "quick", "full")},
+        stages=(ex.Stage("s", lambda ctx: __import__("pandas").DataFrame({"v": [1.0]})),),
+        verdicts=lambda r, p: [])
+    out = tmp_path / "run"
+    ex.run(exp, preset="smoke", out=out, progress=False)
+    before = (out / "results.csv").read_bytes()
+    # a crashed --overwrite left its half-written folder; a crashed swap set the run aside
+    (tmp_path / ".run.new-dead0001" / "stages").mkdir(parents=True)
+    os.rename(out, tmp_path / ".run.old-dead0002")
+    (tmp_path / ".run.old-dead0002" / "stages" / ".s.csv.999999.tmp").write_text("partial")
+    result = ex.run(exp, preset="smoke", out=out, progress=False, resume=True)
+    assert (result.out / "results.csv").read_bytes() == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_lock_is_reentrant_across_processes_only_after_release(tmp_path):
+    out = tmp_path / "run"
+    with _lock.run_folder_lock(out, "first holder"):
+        assert "first holder" in _lock.lock_path(out).read_text()
+        code = ("from pathlib import Path; from bayesattn.experiments import _lock\n"
+                f"with _lock.run_folder_lock(Path({str(out)!r})): pass")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode != 0 and "RunFolderLockedError" in done.stderr
+        assert "first holder" in done.stderr
+    assert not _lock.lock_path(out).exists()
+    with _lock.run_folder_lock(out):
+        pass
