@@ -20,7 +20,7 @@ Attention building blocks:
 """
 
 from . import oracle
-from ._amortized import DEFAULT_ENCODER_OPTIONS, AmortizedPosterior
+from ._amortized import DEFAULT_ENCODER_OPTIONS, AmortizedPosterior, DamagedFileError
 from ._attention import (
     AttentionConfig,
     AttentionKernel,
@@ -45,6 +45,7 @@ from ._train import (
     TrainingDivergedError,
     TrainResult,
     fixed_training_set,
+    load_checkpoint,
     train,
     training_lengths,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "BilateralKernel",
     "CMEKernel",
     "ConvergenceGate",
+    "DamagedFileError",
     "DeepSets",
     "GaussianKernel",
     "LogitKernel",
@@ -84,6 +86,7 @@ __all__ = [
     "sinusoidal_encoding",
     "train",
     "fixed_training_set",
+    "load_checkpoint",
     "available_cores",
     "resolve_threads",
     "torch_threads",

@@ -11,8 +11,11 @@ appends log L, the number of real tokens, to the pooled representation
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +212,16 @@ class AmortizedPosterior(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu"):
-        """Rebuild a network saved with :meth:`save` (``weights_only=True``: no code runs)."""
-        payload = torch.load(Path(path), map_location=map_location, weights_only=True)
+        """Rebuild a network saved with :meth:`save` (``weights_only=True``: no code runs).
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            DamagedFileError: ``path`` is empty, truncated or not a saved network.
+        """
+        payload = load_torch_file(path, map_location=map_location, what="network file")
+        if not (isinstance(payload, dict) and {"config", "state_dict"} <= set(payload)):
+            raise DamagedFileError(f"network file {path} holds no saved AmortizedPosterior "
+                                   "(no config and state_dict); save it with net.save(path)")
         cfg = payload["config"]
         options = cfg["encoder_options"]
         if "config_version" not in cfg:  # saved before the defaults were recorded
@@ -225,13 +236,58 @@ class AmortizedPosterior(nn.Module):
         return net
 
 
+class DamagedFileError(ValueError):
+    """A torch file (network, checkpoint, artifact) is empty, truncated or not a torch file."""
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save(obj)`` as bytes. Saved through memory, the archive's inner folder is
+    always ``archive/``, so the same object gives the same bytes whatever the file is
+    called (a temporary file name would otherwise end up inside the archive)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file in the same folder, then rename over ``path``."""
+    """Write :func:`torch_bytes` of ``obj`` to a temp file beside ``path``, then rename it
+    over ``path``: readers see the old file or the whole new one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            f.write(torch_bytes(obj))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def load_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu",
+                    what: str = "torch file") -> Any:
+    """``torch.load(path, weights_only=True)`` that names the file when it is damaged.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        DamagedFileError: the file is empty, truncated, or not a torch file.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path} does not exist") from None
+    if size == 0:
+        raise DamagedFileError(f"{what} {path} is empty (0 bytes): it was not written "
+                               "completely; delete it, or save it again")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, OSError,
+            KeyError, ValueError) as exc:
+        # torch's own message advises weights_only=False (running the file's code): not
+        # advice to pass on for a file that is merely damaged
+        reason = ("it ends early" if isinstance(exc, EOFError) else
+                  "it is not a complete torch archive" if isinstance(exc, RuntimeError) else
+                  "its contents are not a saved torch object")
+        raise DamagedFileError(
+            f"{what} {path} ({size} bytes) cannot be read: {reason} ({type(exc).__name__}); "
+            "it is truncated, damaged or not a file bayesattn saved. Delete it, or save it "
+            "again") from None

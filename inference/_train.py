@@ -24,9 +24,11 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,12 +36,57 @@ import torch
 
 from bayesattn.models import ExchangeableModel, SetBatch
 
-from ._amortized import AmortizedPosterior, atomic_torch_save
+from ._amortized import AmortizedPosterior, DamagedFileError, atomic_torch_save, load_torch_file
 from ._threads import torch_threads
 
 OBJECTIVES = ("npe", "kl", "supervised", "mtp")
 _OUTPUT = {"npe": "posterior", "kl": "posterior", "supervised": "target", "mtp": "token"}
 CHECKPOINT = "checkpoint.pt"
+#: The checkpoint before the last one, kept so that a damaged last checkpoint costs at
+#: most ``checkpoint_every`` steps.
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+_CHECKPOINT_KEYS = {"step", "net", "optimizer", "scheduler", "rng", "history", "run_config"}
+
+
+def _read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    state = load_torch_file(path, map_location=device, what="checkpoint")
+    if not (isinstance(state, dict) and _CHECKPOINT_KEYS <= set(state)):
+        raise DamagedFileError(f"checkpoint {path} is a torch file but not a training "
+                               f"checkpoint (it lacks {sorted(_CHECKPOINT_KEYS - set(state))})"
+                               if isinstance(state, dict) else
+                               f"checkpoint {path} is a torch file but not a training checkpoint")
+    return state
+
+
+def load_checkpoint(checkpoint_dir: str | Path, device: str | torch.device = "cpu"
+                    ) -> dict[str, Any] | None:
+    """The newest intact checkpoint in ``checkpoint_dir`` (None when there is none).
+
+    :func:`train` keeps the last two checkpoints (``checkpoint.pt`` and
+    ``checkpoint.prev.pt``). A damaged newest one (empty, truncated, not a checkpoint)
+    is skipped with a warning naming it, and the one before is used.
+
+    Raises:
+        DamagedFileError: checkpoints exist but none of them can be read.
+    """
+    folder = Path(checkpoint_dir)
+    problems = []
+    for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
+        path = folder / name
+        if not path.exists():
+            continue
+        try:
+            state = _read_checkpoint(path, torch.device(device))
+        except DamagedFileError as err:
+            problems.append(str(err))
+            continue
+        if problems:
+            warnings.warn(f"{problems[0]}; resuming from the previous checkpoint {path} "
+                          f"(step {int(state['step'])})", stacklevel=2)
+        return state
+    if problems:
+        raise DamagedFileError(f"no intact checkpoint in {folder}: {'; '.join(problems)}")
+    return None
 
 
 class TrainingDivergedError(RuntimeError):
@@ -318,7 +365,8 @@ def train(
             token); the network still sees the raw visible tokens. The caller makes
             ``net.token_head`` match the transformed targets. Not saved in checkpoints.
         checkpoint_dir: Folder for ``checkpoint.pt`` (written atomically every
-            ``checkpoint_every`` steps and at the end).
+            ``checkpoint_every`` steps and at the end; the one before is kept as
+            ``checkpoint.prev.pt``, see :func:`load_checkpoint`).
         resume: Continue from the checkpoint in ``checkpoint_dir`` if there is one. The
             run must have the same settings (steps, batch, lengths, objective, seed, data,
             lr, weight decay, warm-up, clipping, ...); a ValueError names any that differ.
@@ -457,8 +505,8 @@ def _train(net, model, *, objective, lengths, steps, batch_size, seq_len, seed, 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [],
                                device_type=device.type):
         torch.manual_seed(int(seed) + 17 * rank)
-        if resume and ckpt is not None and ckpt.exists():
-            state = torch.load(ckpt, map_location=device, weights_only=True)
+        state = load_checkpoint(ckpt.parent, device) if resume and ckpt is not None else None
+        if state is not None:
             if state["run_config"] != run_config:
                 old = state["run_config"]
                 diff = ", ".join(f"{k}: checkpoint {old.get(k, '(not recorded)')!r}, this run "
@@ -479,6 +527,8 @@ def _train(net, model, *, objective, lengths, steps, batch_size, seq_len, seed, 
             if ckpt is None or rank != 0:
                 return
             ckpt.parent.mkdir(parents=True, exist_ok=True)
+            if ckpt.exists():  # keep one checkpoint back, in case the newest gets damaged
+                os.replace(ckpt, ckpt.with_name(PREVIOUS_CHECKPOINT))
             atomic_torch_save(
                 {"step": step, "net": net.state_dict(), "optimizer": opt.state_dict(),
                  "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),

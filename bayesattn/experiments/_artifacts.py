@@ -92,8 +92,10 @@ def save(out: Path, stage: str, key: str, value: Any) -> dict[str, str]:
             value = value.state_dict()
         if kind == "tensor":
             value = value.detach()
+        from bayesattn.inference._amortized import torch_bytes
+
         with atomic_path(path) as tmp:
-            torch.save(value, tmp)
+            tmp.write_bytes(torch_bytes(value))  # same bytes whatever the temp file's name
     elif kind == "npy":
         import numpy as np
 
@@ -122,9 +124,9 @@ def load(out: Path, entry: Mapping[str, str]) -> Any:
         with az.rc_context({"data.load": "eager"}):
             return az.from_netcdf(str(path))
     if kind in ("state_dict", "tensor"):
-        import torch
+        from bayesattn.inference._amortized import load_torch_file
 
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_torch_file(path, what="run artifact")
     if kind == "npy":
         import numpy as np
 

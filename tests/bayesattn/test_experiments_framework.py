@@ -150,6 +150,10 @@ def test_same_seed_same_bytes_different_seed_different(toy, tmp_path):
     assert a.read_bytes() != c.read_bytes()
     verdicts = [(tmp_path / f"{d}/verdicts.json").read_bytes() for d in "ab"]
     assert verdicts[0] == verdicts[1]
+    # saved networks, tensors and arrays too (the temp file's name is not in the archive)
+    # (the toy's fit-net is an unseeded nn.Linear: its weights differ by design)
+    for rel in ("models/fit-weights.pt", "arrays/simulate-grid.npy"):
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
 
 
 def test_seed_for_is_stable_and_per_stage(toy):

@@ -27,6 +27,7 @@ SCRIPT = textwrap.dedent('''
     import os, sys, time
     import numpy as np
     import pandas as pd
+    import torch
     from bayesattn import experiments as ex
 
     def first(ctx):
@@ -40,7 +41,7 @@ SCRIPT = textwrap.dedent('''
             time.sleep(0.05)
         x = ctx.results["first"]["value"].to_numpy()
         return ex.StageOutput(pd.DataFrame({"metric": ["mean"], "value": [x.mean()]}),
-                              {"grid": np.arange(4.0)})
+                              {"grid": np.arange(4.0), "t": torch.arange(3.0)})
 
     ex.register(ex.Experiment(
         name="toy-faults", title="toy", claims=("P4",), description="toy",
@@ -113,8 +114,9 @@ def test_kill_minus_9_then_resume_gives_the_same_bytes_and_leaves_nothing(toy_cl
     resumed = toy_cli(out, "--resume")  # the kernel dropped the killed run's lock
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
+    # byte-identical across processes, torch archives included (no temp name inside)
     for name in ("results.csv", "stages/first.csv", "stages/second.csv", "arrays/second-grid.npy",
-                 "verdicts.json"):
+                 "arrays/second-t.pt", "verdicts.json"):
         assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
     manifest = json.loads((out / "manifest.json").read_text())
     assert [s["cached"] for s in manifest["stages"]] == [True, False]
