@@ -30,6 +30,7 @@ from ._convergence import convergence_row
 from ._cost import CpuEstimate, estimate_cpu_seconds
 from ._errors import (
     DeviceUnavailableError,
+    DiskFullError,
     ExperimentError,
     InvalidParameterError,
     NotARunFolderError,
@@ -71,6 +72,7 @@ __all__ = [
     "VERDICTS",
     "CpuEstimate",
     "DeviceUnavailableError",
+    "DiskFullError",
     "Experiment",
     "ExperimentError",
     "InvalidParameterError",

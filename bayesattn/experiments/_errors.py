@@ -47,3 +47,7 @@ class NotARunFolderError(ExperimentError):
 
 class RunFolderLockedError(ExperimentError):
     """Another process is writing the same run folder (it holds the folder's lock)."""
+
+
+class DiskFullError(OutputNotWritableError):
+    """The device of the run folder ran out of space (or quota) during the run."""

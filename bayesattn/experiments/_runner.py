@@ -5,7 +5,8 @@ Run folder layout::
     .bayesattn-run         marker, written first: --overwrite replaces only folders that have it
     config.json            experiment, preset, params, seed, device, threads, versions, git commit
     stages/<stage>.csv     each stage's table ...
-    stages/<stage>.json    ... and its manifest, written last: the "stage done" marker
+    stages/<stage>.json    ... and its manifest (with the SHA-256 of its files), written last: the
+                           "stage done" marker; resume recomputes a stage whose files changed
     posteriors/<stage>-<key>.nc   models/<stage>-<key>.pt   arrays/  tables/  artifacts/
     results.csv            all stage tables, ``stage`` column first
     convergence.csv        each trained network's error against its floor (when it trains any)
@@ -25,6 +26,8 @@ the holder. Under the lock, what crashed writers left (temporary files, unfinish
 from __future__ import annotations
 
 import copy
+import errno
+import hashlib
 import math
 import os
 import shutil
@@ -38,7 +41,7 @@ from . import _artifacts
 from ._context import RunContext
 from ._convergence import check_convergence_frame
 from ._cost import estimate_cpu_seconds
-from ._errors import ExperimentError, InvalidParameterError
+from ._errors import DiskFullError, ExperimentError, InvalidParameterError
 from ._folder import plan, prepare, swap
 from ._io import environment, read_csv, read_json, write_csv, write_json
 from ._lock import clean_siblings, remove_temp_files, run_folder_lock
@@ -133,13 +136,17 @@ def run(
         except BaseException as exc:
             if mode == "overwrite":
                 shutil.rmtree(work, ignore_errors=True)
-                exc.add_note(f"bayesattn: the run failed; the earlier run in {out} is untouched.")
+                note = f"the earlier run in {out} is untouched"
             else:
-                exc.add_note(
-                    f"bayesattn: finished stages are saved in {out}; continue with resume=True "
-                    f"(bayesattn run {experiment.name} --preset {preset} --seed {seed} "
-                    f"--out {out} --resume)."
-                )
+                note = (f"finished stages are saved in {out}; continue with resume=True "
+                        f"(bayesattn run {experiment.name} --preset {preset} --seed {seed} "
+                        f"--out {out} --resume)")
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFullError(
+                    f"no space left on the device of {out} (while writing "
+                    f"{exc.filename or 'a file'}); nothing half-written was kept and {note}, "
+                    "once space is freed") from exc
+            exc.add_note(f"bayesattn: the run failed; {note}.")
             raise
         if mode == "overwrite":
             swap(work, out)
@@ -255,14 +262,32 @@ def _execute(
                      figures=figures, report=report, convergence=convergence)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _finished_stage(work: Path, name: str) -> dict[str, Any] | None:
-    """The manifest of a finished stage whose files are all there, else None."""
+    """The manifest of a finished stage whose files are all there and unchanged, else None.
+
+    The manifest stores each file's SHA-256; a file that is missing, truncated or edited
+    since makes the stage count as unfinished, so resume recomputes it (and the stages
+    after it). Manifests written before hashes were recorded are checked for presence only.
+    """
     try:
         manifest = read_json(work / "stages" / f"{name}.json")
         files = [manifest["table"], *(e["path"] for e in manifest["artifacts"].values())]
+        hashes = manifest.get("sha256", {})
+        for rel in files:
+            path = work / rel
+            if not path.is_file() or (rel in hashes and _sha256(path) != hashes[rel]):
+                return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return manifest if all((work / f).is_file() for f in files) else None
+    return manifest
 
 
 def _run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
@@ -284,10 +309,12 @@ def _run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
                for key, value in artifacts.items()}
     table = f"stages/{stage.name}.csv"
     write_csv(ctx.out / table, frame)
+    files = [table, *(e["path"] for e in entries.values())]
     manifest = {
         "stage": stage.name, "table": table, "rows": len(frame),
         "columns": list(frame.columns), "artifacts": entries, "seconds": round(seconds, 3),
         "seed": ctx.seed_for(stage.name), "finished": _now(),
+        "sha256": {rel: _sha256(ctx.out / rel) for rel in files},
     }
     write_json(ctx.out / "stages" / f"{stage.name}.json", manifest)  # the "done" marker
     return manifest

@@ -166,3 +166,73 @@ def test_lock_is_reentrant_across_processes_only_after_release(tmp_path):
     assert not _lock.lock_path(out).exists()
     with _lock.run_folder_lock(out):
         pass
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_full_disk_is_one_clear_line_and_leaves_no_partial_files(tmp_path, monkeypatch, capsys,
+                                                                 overwrite):
+    import errno
+
+    import pandas as pd
+
+    from bayesattn.experiments import _io
+
+    def stage(ctx):
+        return pd.DataFrame({"v": [1.0]})
+
+    exp = ex.Experiment(name="toy-disk", title="t", claims=("P4",), description="d",
+                        presets={p: {"n": 2} for p in ("smoke", "quick", "full")},
+                        stages=(ex.Stage("a", stage), ex.Stage("b", stage)),
+                        verdicts=lambda r, p: [])
+    out = tmp_path / "run"
+    if overwrite:
+        ex.run(exp, preset="smoke", out=out, progress=False)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real = _io.write_csv
+
+    def full_disk(path, frame):
+        if Path(path).name == "b.csv":
+            with _io.atomic_path(path) as tmp:
+                tmp.write_text("half")  # the device fills up mid-write
+                raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+        return real(path, frame)
+
+    monkeypatch.setattr("bayesattn.experiments._runner.write_csv", full_disk)
+    ex.register(exp)
+    try:
+        code = main(["run", "toy-disk", "--preset", "smoke", "--no-progress", "--out", str(out),
+                     *(["--overwrite"] if overwrite else [])])
+    finally:
+        ex.unregister("toy-disk")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "no space left on the device of" in err[0]
+    assert ("is untouched" if overwrite else "--resume") in err[0]
+    assert _leftovers(tmp_path) == []
+    if overwrite:
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    else:
+        assert (out / "stages" / "a.json").is_file() and not (out / "stages" / "b.csv").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "edit", "delete"])
+def test_resume_recomputes_stages_whose_files_were_damaged(toy_cli, tmp_path, damage):
+    clean = toy_cli(tmp_path / "clean")
+    assert clean.wait(timeout=120) == 0
+    out = tmp_path / "run"
+    assert toy_cli(out).wait(timeout=120) == 0
+    target = out / "arrays" / "second-t.pt"
+    if damage == "truncate":
+        target.write_bytes(target.read_bytes()[:40])
+    elif damage == "edit":
+        (out / "stages" / "first.csv").write_text("metric,value\nx,0.0\n")
+    else:
+        target.unlink()
+    resumed = toy_cli(out, "--resume")
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    cached = [s["cached"] for s in manifest["stages"]]
+    assert cached == ([False, False] if damage == "edit" else [True, False])
+    for name in ("results.csv", "stages/first.csv", "arrays/second-t.pt"):
+        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
