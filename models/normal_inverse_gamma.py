@@ -38,6 +38,7 @@ from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 
 from ._base import ExchangeableModel
+from ._errors import ModelInputError
 from ._params import finite, positive
 from ._registry import register
 
@@ -122,12 +123,22 @@ class NormalInvGammaJoint(pdist.TorchDistribution):
 
     @property
     def variance(self):
+        """Variances of mu and sigma^2 (inf where they are infinite: a <= 1, resp. a <= 2).
+
+        Raises:
+            OverflowError: a variance is finite but beyond float64's range (rate b so
+                large that (b / (a - 1))^2 overflows); rescale the data.
+        """
         a, b, k = self.concentration, self.rate, self.kappa
         inf = torch.full_like(a, math.inf)
         var_mu = torch.where(a > 1, b / (k * (a - 1).clamp(min=1e-300)), inf)
-        var_s = torch.where(
-            a > 2, b**2 / ((a - 1) ** 2 * (a - 2)).clamp(min=1e-300), inf
-        )
+        mean_s = b / (a - 1).clamp(min=1e-300)
+        var_s = torch.where(a > 2, mean_s**2 / (a - 2).clamp(min=1e-300), inf)
+        overflow = ((a > 2) & ~torch.isfinite(var_s)) | ((a > 1) & ~torch.isfinite(var_mu))
+        if overflow.any():
+            raise OverflowError(
+                "NormalInvGammaJoint.variance: the variance of sigma^2 is finite but beyond "
+                f"float64's range (rate b up to {float(b.max()):.3g}); rescale the data")
         return torch.stack([var_mu, var_s], dim=-1)
 
 
@@ -297,13 +308,27 @@ class NormalInverseGamma(ExchangeableModel):
             float64 :class:`NormalInvGammaJoint` with batch_shape ``(B,)``.
         """
         x, mask = self.validate_tokens(x, mask)
+        x = x.to(torch.float64)
         p = self.params
         m = mask.to(torch.float64)
         n = m.sum(-1)
-        xbar = (x * m).sum(-1) / n.clamp(min=1.0)  # 0 when a sequence has no real token
-        ss = (((x - xbar.unsqueeze(-1)) ** 2) * m).sum(-1)
+        # sums of squares on a per-sequence scale, squared last: tokens up to ~1e154 would
+        # overflow x**2 although b_N itself is representable
+        scale = (x.abs() * m).amax(-1).clamp(min=torch.finfo(torch.float64).tiny)
+        xs = x / scale.unsqueeze(-1)
+        xbar_s = (xs * m).sum(-1) / n.clamp(min=1.0)  # 0 when a sequence has no real token
+        xbar = xbar_s * scale
+        ss = (scale * (((xs - xbar_s.unsqueeze(-1)) ** 2) * m).sum(-1).sqrt()) ** 2
         k_n = p["k0"] + n
         m_n = (p["k0"] * p["m0"] + n * xbar) / k_n
         a_n = p["a0"] + 0.5 * n
-        b_n = p["b0"] + 0.5 * ss + p["k0"] * n * (xbar - p["m0"]) ** 2 / (2.0 * k_n)
+        shift = (xbar - p["m0"]).abs() * (p["k0"] * n / (2.0 * k_n)).sqrt()
+        b_n = p["b0"] + 0.5 * ss + shift**2
+        if not torch.isfinite(b_n).all():
+            bad = int((~torch.isfinite(b_n)).nonzero()[0, 0])
+            raise ModelInputError(
+                f"normal-inverse-gamma: the posterior scale b_N of sequence {bad} exceeds "
+                f"float64's range (its largest |token| is {float(scale[bad]):.3g}; b_N grows "
+                "like the sum of squared tokens, so tokens beyond ~1e154 cannot be handled). "
+                "Rescale the data, e.g. divide the tokens by their standard deviation")
         return NormalInvGammaJoint(m_n, k_n, a_n, b_n)

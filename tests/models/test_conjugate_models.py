@@ -585,3 +585,33 @@ def test_nig_runs_under_pyro_and_numpyro_nuts():
         ns = np.asarray(nm.get_samples()["z"]).reshape(-1, 2)
     assert ns.shape == (50, 2) and np.isfinite(ns).all() and (ns[:, 1] > 0).all()
     assert np.all(np.abs(ns.mean(0) - exact.mean[0].numpy()) < sd.numpy())
+
+
+@pytest.mark.parametrize("magnitude", [1e-150, 1.0, 1e100, 1e150])
+def test_normal_inverse_gamma_posterior_is_exact_over_the_float64_range(magnitude):
+    """b_N against exact rational arithmetic on the same float64 tokens."""
+    from fractions import Fraction
+
+    m = get("normal-inverse-gamma")
+    x = torch.tensor([[1.5, -2.25, 0.75, 3.0, -0.5]], dtype=torch.float64) * magnitude
+    post = m.exact_posterior(x)
+    p = {k: Fraction(v) for k, v in m.params.items()}
+    xs = [Fraction(float(v)) for v in x[0]]
+    n = len(xs)
+    xbar = sum(xs) / n
+    k_n = p["k0"] + n
+    b_n = (p["b0"] + sum((v - xbar) ** 2 for v in xs) / 2
+           + p["k0"] * n * (xbar - p["m0"]) ** 2 / (2 * k_n))
+    assert float(post.rate[0]) == pytest.approx(float(b_n), rel=1e-13)
+    assert float(post.loc[0]) == pytest.approx(float((p["k0"] * p["m0"] + n * xbar) / k_n),
+                                               rel=1e-13, abs=1e-300)
+
+
+def test_normal_inverse_gamma_refuses_what_float64_cannot_hold():
+    m = get("normal-inverse-gamma")
+    with pytest.raises(ModelInputError, match=r"b_N of sequence 1 exceeds float64.*1e\+160"):
+        m.exact_posterior(torch.tensor([[1.0, 2.0], [1e160, -1e160]], dtype=torch.float64))
+    post = m.exact_posterior(torch.tensor([[1e100, -1e100]], dtype=torch.float64))
+    assert torch.isfinite(post.mean).all()  # E[sigma^2] ~ 1e200 is representable
+    with pytest.raises(OverflowError, match="rescale the data"):
+        post.variance  # noqa: B018 - Var[sigma^2] ~ 1e400 is not
