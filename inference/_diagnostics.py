@@ -3,7 +3,9 @@
 A reference posterior may serve as ground truth only when it ran at least 4 chains
 and, for **every** dataset and every latent coordinate: rank-normalised split
 R-hat <= 1.01, bulk and tail ESS >= 400, and no post-warm-up divergences
-(Vehtari et al. 2021 thresholds).
+(Vehtari et al. 2021 thresholds); and, for NumPyro NUTS, when a multi-start mode search
+found no local mode that every chain missed (chains trapped in one of several peaks
+agree with each other, so R-hat alone cannot see them).
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ class ConvergenceGate:
         max_divergences: Largest acceptable number of post-warm-up divergences.
         min_chains: Fewest chains per dataset (R-hat needs several to detect
             chains stuck in different places).
+        max_missed_modes: Most local modes (found by the mode search) that no chain may
+            visit; -1 in the diagnostics means no search ran (Pyro NUTS).
     """
 
     r_hat_max: float = 1.01
     ess_min: float = 400.0
     max_divergences: int = 0
     min_chains: int = 4
+    max_missed_modes: int = 0
 
 
 DEFAULT_GATE = ConvergenceGate()
@@ -51,7 +56,8 @@ def _reduce_to_dataset(da, how: str) -> np.ndarray:
     return np.asarray(red.values, dtype=np.float64).reshape(-1)
 
 
-def per_dataset_diagnostics(idata, gate: ConvergenceGate = DEFAULT_GATE) -> pd.DataFrame:
+def per_dataset_diagnostics(idata, gate: ConvergenceGate = DEFAULT_GATE,
+                            missed_modes: np.ndarray | None = None) -> pd.DataFrame:
     """Per-dataset convergence summary of the ``z`` draws in ``idata``.
 
     Args:
@@ -59,11 +65,13 @@ def per_dataset_diagnostics(idata, gate: ConvergenceGate = DEFAULT_GATE) -> pd.D
             ``(chain, draw, dataset, *z_dims)`` and, optionally,
             ``sample_stats.diverging`` with dims ``(chain, draw, dataset)``.
         gate: Thresholds for the ``converged`` column.
+        missed_modes: Per dataset, local modes no chain visited (from the sampler's
+            mode search); None when no search ran (the column is then -1).
 
     Returns:
         DataFrame with one row per dataset and columns ``dataset``, ``r_hat`` (worst
-        coordinate), ``ess_bulk``, ``ess_tail`` (worst coordinate), ``divergences``
-        and ``converged``.
+        coordinate), ``ess_bulk``, ``ess_tail`` (worst coordinate), ``divergences``,
+        ``missed_modes`` and ``converged``.
     """
     az = arviz()
     post = idata.posterior[["z"]]
@@ -79,8 +87,11 @@ def per_dataset_diagnostics(idata, gate: ConvergenceGate = DEFAULT_GATE) -> pd.D
         divergences = np.asarray(div.values, dtype=np.int64).reshape(-1)
     else:
         divergences = np.zeros_like(r_hat, dtype=np.int64)
+    missed = (np.full(r_hat.shape, -1, dtype=np.int64) if missed_modes is None
+              else np.asarray(missed_modes, dtype=np.int64).reshape(-1))
     # A constant coordinate (e.g. a posterior point mass) gives NaN R-hat; it fails.
     converged = (
+        (missed <= gate.max_missed_modes) &
         (np.nan_to_num(r_hat, nan=np.inf) <= gate.r_hat_max)
         & (np.nan_to_num(ess_bulk, nan=0.0) >= gate.ess_min)
         & (np.nan_to_num(ess_tail, nan=0.0) >= gate.ess_min)
@@ -94,6 +105,7 @@ def per_dataset_diagnostics(idata, gate: ConvergenceGate = DEFAULT_GATE) -> pd.D
             "ess_bulk": ess_bulk,
             "ess_tail": ess_tail,
             "divergences": divergences,
+            "missed_modes": missed,
             "converged": converged,
         }
     )
@@ -109,6 +121,7 @@ def iid_diagnostics(num_datasets: int, num_draws: int) -> pd.DataFrame:
             "ess_bulk": n,
             "ess_tail": n,
             "divergences": np.zeros(num_datasets, dtype=np.int64),
+            "missed_modes": np.zeros(num_datasets, dtype=np.int64),
             "converged": np.ones(num_datasets, dtype=bool),
         }
     )

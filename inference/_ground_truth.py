@@ -47,7 +47,9 @@ def reference_posterior(
         x: Tokens, shape ``(B, L, *token_shape)``.
         mask: Bool ``(B, L)``, True = real token; None = all real.
         method: ``"exact"`` (closed form / enumeration), ``"nuts"`` (NumPyro NUTS in
-            float64, vectorised over datasets and chains in one compiled program),
+            float64, vectorised over datasets and chains in one compiled program; chains
+            start in antithetic pairs and a multi-start mode search flags peaks that
+            every chain missed, see ``missed_modes`` in the diagnostics),
             ``"pyro-nuts"`` (Pyro NUTS on the Pyro twin; a slow cross-check), or
             ``"auto"`` (exact when the model has one, else ``"nuts"``).
         num_samples: Draws per chain (for exact: total draws stored in ``idata`` is
@@ -116,7 +118,7 @@ def reference_posterior(
         max_tree_depth=max_tree_depth,
     )
     idata = build_idata(out.z, x, mask, tuple(model.latent_shape), out.sample_stats)
-    diagnostics = per_dataset_diagnostics(idata, gate)
+    diagnostics = per_dataset_diagnostics(idata, gate, getattr(out, "missed_modes", None))
     return Reference(
         model=model, x=x, mask=mask, method=method, distribution=None, idata=idata,
         diagnostics=diagnostics, gate=gate, seed=int(seed),

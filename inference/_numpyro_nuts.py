@@ -25,11 +25,27 @@ class MCMCDraws:
         z: Constrained draws, float64 array ``(chains, draws, B, *latent_shape)``.
         sample_stats: Arrays of shape ``(chains, draws, B)`` (``diverging``, ...).
         wall_time_s: Seconds spent sampling (including compilation).
+        missed_modes: Per dataset, how many local modes of the posterior that the mode
+            search found (within :data:`MODE_LOG_DENSITY_GAP` nats of the highest) no
+            chain visited; None when no search ran.
     """
 
     z: np.ndarray
     sample_stats: dict[str, np.ndarray]
     wall_time_s: float
+    missed_modes: np.ndarray | None = None
+
+
+#: Mode search: starting points per dataset, and their range on the unconstrained scale.
+MODE_SEARCH_STARTS = 16
+INIT_RADIUS = 2.0
+#: A local mode counts when its log density is within this many nats of the highest.
+MODE_LOG_DENSITY_GAP = 10.0
+#: Two optimiser end points are one mode when they lie within this many posterior sds
+#: (pooled over the chains, per unconstrained coordinate) of each other; a mode is
+#: visited when some draw lies within VISIT_SDS sds of it.
+SAME_MODE_SDS = 6.0
+VISIT_SDS = 4.0
 
 
 def _program(model: ExchangeableModel, seq_len: int):
@@ -120,8 +136,12 @@ def run_numpyro_nuts(
     target_accept_prob: float = 0.8,
     max_tree_depth: int = 10,
     dense_mass: bool = False,
+    mode_search: bool = True,
 ) -> MCMCDraws:
     """Sample p(z | x_b) for every dataset b with NumPyro NUTS, vectorised.
+
+    Chains start in antithetic pairs, and (``mode_search=True``) a multi-start
+    optimiser looks for local modes the chains did not visit (see :func:`_missed_modes`).
 
     Args:
         model: The model; its NumPyro program (without the y site) is the target.
@@ -131,6 +151,7 @@ def run_numpyro_nuts(
         num_warmup: Warm-up (adaptation) iterations per chain.
         num_chains: Independent chains per dataset.
         seed: Integer seed for the JAX PRNG.
+        mode_search: Run the mode search and fill ``missed_modes``.
 
     Returns:
         :class:`MCMCDraws` with ``z`` of shape ``(C, S, B, *latent_shape)``.
@@ -150,12 +171,19 @@ def run_numpyro_nuts(
             int(max_tree_depth), bool(dense_mass),
         )
         info, sampler, postprocess_gen = _compiled_sampler(model, xj[0], mj[0], init_keys, config)
-        # Initial points drawn uniformly in (-2, 2) on the unconstrained scale.
+        # Initial points drawn uniformly in (-2, 2) on the unconstrained scale, in
+        # antithetic pairs: chain 2k+1 starts at minus chain 2k's point, so that the
+        # chains of a posterior with mirror-image modes start on both sides.
         z0 = jax.tree_util.tree_map(
             lambda a: a.reshape((b, num_chains) + a.shape[1:]), info.z
         )
+        z0 = _antithetic(z0, num_chains, potential_gen=_potential_gen(model, xj[0], mj[0]),
+                         x=xj, m=mj)
         run_keys = jax.random.split(key_run, b * num_chains).reshape(b, num_chains, -1)
         z_unc, stats = sampler(run_keys, z0, xj, mj)
+        missed = None
+        if mode_search:
+            missed = _missed_modes(model, xj, mj, z_unc, jax.random.fold_in(key_init, 1))
         # Map unconstrained draws to the support (does not depend on the data).
         postprocess = postprocess_gen(xj[0], mj[0])
         flat = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[3:]), z_unc)
@@ -165,4 +193,111 @@ def run_numpyro_nuts(
     # (B, C, S, ...) -> (C, S, B, ...)
     z = np.moveaxis(z, 0, 2)
     stats = {k: np.moveaxis(v, 0, 2) for k, v in stats.items()}
-    return MCMCDraws(z=z, sample_stats=stats, wall_time_s=time.perf_counter() - start)
+    return MCMCDraws(z=z, sample_stats=stats, wall_time_s=time.perf_counter() - start,
+                     missed_modes=missed)
+
+
+def _potential_gen(model: ExchangeableModel, x0, m0):
+    """``potential_gen(x, m) -> potential_fn(z_dict)`` of the model's NumPyro program."""
+    import jax
+    from numpyro.infer.util import initialize_model
+
+    info, potential_gen, _, _ = initialize_model(
+        jax.random.PRNGKey(0), _program(model, int(x0.shape[1])), model_args=(x0, m0),
+        dynamic_args=True)
+    return potential_gen
+
+
+def _antithetic(z0, num_chains: int, *, potential_gen, x, m):
+    """Replace chain 2k+1's start by minus chain 2k's where the potential there is finite."""
+    import jax
+    import jax.numpy as jnp
+
+    if num_chains < 2:
+        return z0
+    pairs = num_chains // 2
+
+    def mirrored(a):
+        return a.at[:, 1:2 * pairs:2].set(-a[:, 0:2 * pairs:2])
+
+    z1 = jax.tree_util.tree_map(mirrored, z0)
+
+    def energy(xb, mb, zb):
+        return jax.vmap(lambda zc: potential_gen(xb, mb)(zc))(zb)
+
+    pe = jax.vmap(energy)(x, m, z1)  # (B, C)
+    ok = jnp.isfinite(pe)
+
+    def pick(new, old):
+        shape = ok.shape + (1,) * (new.ndim - ok.ndim)
+        return jnp.where(ok.reshape(shape), new, old)
+
+    return jax.tree_util.tree_map(pick, z1, z0)
+
+
+def _missed_modes(model: ExchangeableModel, x, m, z_unc, key) -> np.ndarray:
+    """How many local modes of each dataset's posterior no chain visited.
+
+    From :data:`MODE_SEARCH_STARTS` points, half drawn uniformly in ``(-INIT_RADIUS,
+    INIT_RADIUS)`` on the unconstrained scale (where the chains start) and half from the
+    prior, BFGS minimises the potential (minus the
+    log posterior density). End points where BFGS converged, with a log density within
+    :data:`MODE_LOG_DENSITY_GAP` nats of the highest, are grouped into modes
+    (:data:`SAME_MODE_SDS` apart, in units of the chains' pooled sd per coordinate); a
+    mode no draw comes within :data:`VISIT_SDS` sds of was missed by every chain.
+
+    The limit: a mode that no start's basin reaches, or one so narrow or low that BFGS
+    does not settle on it, is not found; the search certifies the chains against the
+    modes it finds, not against every mode.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+    from jax.scipy.optimize import minimize
+    from numpyro.infer import init_to_sample
+    from numpyro.infer.util import initialize_model
+
+    potential_gen = _potential_gen(model, x[0], m[0])
+    one = jax.tree_util.tree_map(lambda a: a[0, 0, 0], z_unc)
+    _, unravel = ravel_pytree(one)
+    flat = jax.vmap(jax.vmap(jax.vmap(lambda t: ravel_pytree(t)[0])))(z_unc)  # (B, C, S, d)
+    b, d = int(flat.shape[0]), int(flat.shape[-1])
+    half = MODE_SEARCH_STARTS // 2
+    key_u, key_p = jax.random.split(key)
+    uniform = jax.random.uniform(key_u, (b, half, d), minval=-INIT_RADIUS,
+                                 maxval=INIT_RADIUS, dtype=flat.dtype)
+    # the other half drawn from the prior: they reach modes far outside (-2, 2)
+    info, _, _, _ = initialize_model(
+        jax.random.split(key_p, b * (MODE_SEARCH_STARTS - half)),
+        _program(model, int(x.shape[2])), model_args=(x[0], m[0]), dynamic_args=True,
+        init_strategy=init_to_sample)
+    prior = jax.vmap(lambda t: ravel_pytree(t)[0])(info.z).reshape(b, -1, d)
+    starts = jnp.concatenate([uniform, prior.astype(flat.dtype)], axis=1)
+
+    def solve(xb, mb, v0):
+        fn = potential_gen(xb, mb)
+        res = minimize(lambda v: fn(unravel(v)), v0, method="BFGS",
+                       options={"maxiter": 200})
+        return res.x, res.fun, res.success
+
+    ends, fun, success = jax.jit(jax.vmap(jax.vmap(solve, in_axes=(None, None, 0))))(
+        x, m, starts)
+    ends, fun, success = np.asarray(ends), np.asarray(fun), np.asarray(success)
+    flat = np.asarray(flat)
+    missed = np.zeros(b, dtype=np.int64)
+    for i in range(b):
+        draws = flat[i].reshape(-1, d)
+        scale = draws.std(axis=0) + 1e-12
+        good = success[i] & np.isfinite(fun[i])
+        if not good.any():
+            continue
+        best = fun[i][good].min()
+        keep = ends[i][good & (fun[i] <= best + MODE_LOG_DENSITY_GAP)]
+        modes: list[np.ndarray] = []
+        for point in keep:
+            if all(np.max(np.abs(point - q) / scale) > SAME_MODE_SDS for q in modes):
+                modes.append(point)
+        for mode in modes:
+            near = np.max(np.abs(draws - mode) / scale, axis=1) <= VISIT_SDS
+            missed[i] += int(not near.any())
+    return missed
