@@ -117,3 +117,43 @@ def summary_line(frame: pd.DataFrame) -> str:
     unconverged = ", ".join(frame.loc[~frame["converged"].astype(bool), "network"].astype(str))
     text = f"{k} of {n} trained networks converged (within tolerance of their floor)"
     return text + (f"; not converged: {unconverged}" if unconverged else "")
+
+
+#: How a network without a known floor is judged (the words every report uses).
+PLATEAU_RULE = ("last 10% of the steps against the 10% before: a drop within 3 SE or below "
+                "1% of the loss")
+
+
+def plateau_rows(history: pd.DataFrame, column: str = "loss", **keys: Any) -> list[dict]:
+    """Two tidy rows for a stage table: ``plateau_drop`` (value, se) and
+    ``plateau_relative_drop`` of :func:`loss_plateau` on ``history[column]``, each with
+    ``keys`` (e.g. ``candidate="net"``); none when the history has fewer than 4 steps."""
+    if len(history) < 4:
+        return []
+    pl = loss_plateau(history, column)
+    base = {**keys, "ci_low": math.nan, "ci_high": math.nan,
+            "n": max(2, int(len(history) * 0.1))}
+    return [{**base, "metric": "plateau_drop", "value": pl["drop"], "se": pl["se"]},
+            {**base, "metric": "plateau_relative_drop", "value": pl["relative_drop"],
+             "se": math.nan}]
+
+
+def plateau_judgement(frame: pd.DataFrame, what: str = "training loss",
+                      **where: Any) -> tuple[bool, str]:
+    """``(on a plateau?, how it fell)`` from the :func:`plateau_rows` of one network
+    (selected by ``where``) in a stage table; ``(False, ...)`` when there are none."""
+    from ._verdicts import pick
+
+    drop = pick(frame, metric="plateau_drop", **where)
+    rel = pick(frame, metric="plateau_relative_drop", **where)
+    if drop is None or rel is None:
+        return False, "no training history to test"
+    pl = {"drop": float(drop["value"]), "se": float(drop["se"]),
+          "relative_drop": float(rel["value"])}
+    return is_plateau(pl), (f"{what} fell {pl['drop']:.2g} (SE {pl['se']:.2g}, "
+                            f"{100 * pl['relative_drop']:.2g}%) over the last 10% of the steps")
+
+
+def unknown_floor_basis(reason: str, how: str, what: str = "training loss") -> str:
+    """The ``floor_basis`` of a network whose floor is not known, judged by a plateau."""
+    return f"unknown: {reason}; converged = plateau of the {what} ({PLATEAU_RULE}): {how}"

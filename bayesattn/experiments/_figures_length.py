@@ -24,7 +24,7 @@ def make(ctx, results: pd.DataFrame) -> list[Path]:
 
     from bayesattn.plots import save_figure, set_style
 
-    from .gap_vs_length import _candidates, _frame, _model
+    from .gap_vs_length import GIVEN_L_TOLERANCE, _candidates, _frame, _model
 
     ev = _frame(results, "evaluate")
     lo, hi = ctx.params["train_len"]
@@ -42,6 +42,9 @@ def make(ctx, results: pd.DataFrame) -> list[Path]:
             ax.axvspan(lo, hi, color="0.85", alpha=0.5, lw=0, label="training lengths")
             ax.set(xscale="log", yscale="log", xlabel="sequence length L (tokens)",
                    ylabel=label)
+        tol = axes[0].axhline(GIVEN_L_TOLERANCE, color="0.3", ls=":", lw=1.2,
+                              label="convergence tolerance (net given L)")
+        axes[0].legend(handles=[tol], fontsize=8, loc="lower left")
         axes[0].set_title("KL vs L (exact oracle: < 1e-12, below the axis)")
         axes[1].set_title("Total variation vs L")
         axes[1].legend(fontsize=8, loc="lower left")

@@ -491,6 +491,38 @@ def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
     return [e5_verdict(results, params)]
 
 
+def bootstrap_us(num_resamples: int, n: int) -> float:
+    """Reference-CPU microseconds of one ``bootstrap_ci`` call on ``n`` values: a Python
+    loop of ``num_resamples`` means (~3.5 us each plus ~16 ns per value)."""
+    return num_resamples * (3.5 + 0.016 * n)
+
+
+def work(params: dict) -> float:
+    """Estimated reference-CPU microseconds (one thread) of the preset's loops.
+
+    Units: microseconds, from timings of the pieces on the reference CPU. One kernel on
+    one sequence (weights, readout, metrics) costs ~16 + 0.025 L^2 us; the tune stage
+    runs every grid point of every kernel on ``tune_sequences`` sequences per model, the
+    evaluate stage 7 readouts (6 kernels + uniform) on ``test_sequences`` sequences per
+    (model, kind, ε); then one bootstrap CI per (metric, kernel) and per degradation
+    (difference), each :func:`bootstrap_us`. The exact posteriors are closed form
+    (negligible); the posterior-draw stage is a small term.
+    """
+    L, n_models = int(params["L"]), len(params["models"])
+    per_pass = 16.0 + 0.025 * L * L
+    grid_points = (2 * len(params["beta_grid"]) + 3 * len(params["h_grid"])
+                   + len(params["cme_h_grid"]) * len(params["ridge_grid"]))
+    tune = n_models * int(params["tune_sequences"]) * grid_points * per_pass
+    n, n_eps = int(params["test_sequences"]), len(params["epsilons"])
+    cells = n_models * len(KINDS)
+    evaluate = cells * n_eps * n * (len(KERNELS) + 1) * per_pass
+    calls_per_cell = (n_eps * (1 + (len(KERNELS) + 1) * len(METRICS))
+                      + (n_eps - 1) * (2 * len(KERNELS) + 1))
+    boot = cells * calls_per_cell * bootstrap_us(int(params["num_resamples"]), n)
+    draws = cells * 2 * int(params["posterior_sequences"]) * int(params["posterior_draws"]) * L
+    return float(tune + evaluate + boot + 0.05 * draws)
+
+
 def figures(ctx, results: pd.DataFrame):
     from . import _figures_contamination
 
@@ -508,4 +540,5 @@ EXPERIMENT = register(Experiment(
     figures=figures,
     verdicts=verdicts,
     headline=headline,
+    work=work,
 ))

@@ -385,6 +385,40 @@ def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
     return [e1_verdict(results, params)]
 
 
+def bootstrap_us(num_resamples: int, n: int) -> float:
+    """Reference-CPU microseconds of one ``bootstrap_ci`` call on ``n`` values: a Python
+    loop of ``num_resamples`` means (~3.5 us each plus ~16 ns per value)."""
+    return num_resamples * (3.5 + 0.016 * n)
+
+
+def work(params: dict) -> float:
+    """Estimated reference-CPU microseconds (one thread) of the preset's loops.
+
+    Units: microseconds, from timings of the pieces on the reference CPU. One filter
+    pass on one sequence costs ~10 + 0.025 L^2 us (a twicing filter two passes); the tune
+    stage runs every grid point of every filter on ``tune_sequences`` sequences per
+    family, the evaluate stage each chosen filter on ``test_sequences``. The gp-signal
+    family's exact posterior is a Cholesky solve per sequence (~0.003 L^3 us); the
+    change-point forward-backward is linear in L. Then one bootstrap CI per (filter,
+    metric) and per paired difference (:func:`bootstrap_us`), and the posterior draws
+    (~0.2 us per drawn token).
+    """
+    L = int(params["L"])
+    per_pass = 10.0 + 0.025 * L * L
+    n_s, n_r = len(params["spatial_grid"]), len(params["range_grid"])
+    n_sa = len(params["sa_beta_grid"]) * len(params["sa_omega_grid"])
+    passes = 3 * n_s + n_r + n_sa + 3 * n_s * n_r  # twicing filters count twice
+    n_fam = len(FAMILIES)
+    n_tune, n = int(params["tune_sequences"]), int(params["test_sequences"])
+    tune = n_fam * n_tune * passes * per_pass
+    evaluate = n_fam * n * (len(FILTERS) + len(BILATERAL) + 1) * per_pass
+    exact = (n_tune + n) * (0.003 * L**3 + 0.05 * L * n_fam)
+    calls = n_fam * ((len(FILTERS) + 1) * len(METRICS) + len(BILATERAL) * len(OTHERS))
+    boot = calls * bootstrap_us(int(params["num_resamples"]), n)
+    draws = n_fam * min(int(params["posterior_sequences"]), n) * int(params["posterior_draws"]) * L
+    return float(tune + evaluate + exact + boot + 0.2 * draws)
+
+
 def figures(ctx, results: pd.DataFrame):
     from . import _figures_denoising
 
@@ -401,4 +435,5 @@ EXPERIMENT = register(Experiment(
     figures=figures,
     verdicts=verdicts,
     headline=headline,
+    work=work,
 ))

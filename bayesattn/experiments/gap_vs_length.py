@@ -12,7 +12,12 @@ q(z | X) is exact. Candidates:
 
 Each is scored on fresh sequences of every L in the grid (inside and far beyond the
 training range). Slopes of log KL against log L are fitted with bootstrap CIs inside
-the training range and beyond it; no rate is assumed.
+the training range and beyond it; no rate is assumed. P4 is decided by the sign of the
+given-L net's slope inside the training range, unless its KL there is within the
+convergence tolerance of its floor 0 at every L: then the error has nothing left to
+lose and P4 is inconclusive. Each network's convergence is reported: the net told L
+against its floor 0, the net without L (floor unknown) by a plateau test of its
+training KL.
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._convergence import (
+    convergence_row,
+    plateau_judgement,
+    plateau_rows,
+    unknown_floor_basis,
+)
 from ._posteriors import exact_vs_net_draws
 from ._registry import Experiment, Stage, StageOutput, Verdict, register
 from ._verdicts import ci_numbers, ci_text, direction, pick
@@ -31,14 +42,24 @@ MODEL = {"name": "concept-mixture", "K": 4, "d": 2, "radius": 0.5}
 CANDIDATES = ("net (given L)", "net (no L)", "oracle: exact", "oracle: fixed L0=16",
               "oracle: hard")
 
+#: Largest mean KL(exact || q) (nats) over the training lengths at which the network
+#: told L counts as converged (its floor is 0: a categorical head over the K concepts,
+#: given the tokens and L, can express the exact posterior). Chosen well below the effects
+#: the verdicts measure: P12's paired differences outside the training range (0.011 to
+#: 0.5 nats in the quick preset), P14's band of 5% of log K = 0.069 nats of entropy.
+GIVEN_L_TOLERANCE = 0.005
+
 PRESETS = {
-    "smoke": {"steps": 30, "batch_size": 32, "dim": 16, "num_heads": 2,
+    "smoke": {"steps": 30, "batch_size": 32, "dim": 16, "num_heads": 2, "lr": 1e-2,
               "train_len": [8, 64], "lengths": [2, 8, 64, 256], "num_sequences": 32,
               "num_resamples": 200},
-    "quick": {"steps": 1500, "batch_size": 128, "dim": 32, "num_heads": 4,
+    # lr 1e-2 and batch 64 (was 2e-3 and 128): measured on the network told L (issue 12),
+    # mean KL over L in [8, 64] after 1500 steps 0.0094 nats (lr 2e-3, batch 128), 0.0047
+    # (3e-3, 128), 0.0038 (5e-3, 64), 0.0015 (1e-2, 64), at half the compute
+    "quick": {"steps": 1500, "batch_size": 64, "dim": 32, "num_heads": 4, "lr": 1e-2,
               "train_len": [8, 64], "lengths": [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
               "num_sequences": 256, "num_resamples": 1000},
-    "full": {"steps": 5000, "batch_size": 256, "dim": 64, "num_heads": 4,
+    "full": {"steps": 5000, "batch_size": 256, "dim": 64, "num_heads": 4, "lr": 2e-3,
              "train_len": [8, 64], "lengths": [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048],
              "num_sequences": 1024, "num_resamples": 2000},
 }
@@ -69,14 +90,16 @@ def _train(ctx) -> StageOutput:
         net = _net(model, p, aware, seed)
         result = train(net, model, steps=p["steps"], batch_size=p["batch_size"],
                        seq_len=tuple(p["train_len"]), objective="kl", seed=seed,
-                       device=ctx.device, lr=2e-3, progress=ctx.progress)
+                       device=ctx.device, lr=p.get("lr", 2e-3), progress=ctx.progress)
         states[key] = net.cpu().state_dict()
         hist = result.history
         tail = hist.tail(max(1, len(hist) // 10))
-        rows.append({"candidate": f"net ({'given L' if aware else 'no L'})",
+        label = f"net ({'given L' if aware else 'no L'})"
+        rows.append({"candidate": label,
                      "metric": "final_train_kl", "value": float(tail["kl"].mean()),
                      "ci_low": np.nan, "ci_high": np.nan, "se": float(tail["kl"].sem()),
                      "n": len(tail)})
+        rows += plateau_rows(hist, "kl", candidate=label)
     return StageOutput(pd.DataFrame(rows), artifacts={"state_dicts": states})
 
 
@@ -175,13 +198,25 @@ def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
     out = []
     s4 = _slope(results, "net (given L)", "slope_kl_forward", "inside")
     s4h = _slope(results, "oracle: hard", "slope_tv", "inside")
+    kl_in = ev[(ev["candidate"] == "net (given L)") & (ev["metric"] == "kl_forward")
+               & (ev["L"] >= lo) & (ev["L"] <= hi)]
+    at_floor = bool(len(kl_in)) and bool((kl_in["value"] <= GIVEN_L_TOLERANCE).all())
+    p4 = "inconclusive" if at_floor else direction(s4)
+    floor_text = (f" The net's KL is within the convergence tolerance ({GIVEN_L_TOLERANCE:g} "
+                  f"nats) of its floor 0 at every L in [{lo}, {hi}] (at most "
+                  f"{float(kl_in['value'].max()):.2g}): there the error is at its floor, so "
+                  "the slope of what is left cannot show a decrease (inconclusive)."
+                  if at_floor else "")
     out.append(Verdict(
         claim="P4", statement="The posterior error of attention decreases in L.",
-        expected="decreasing (negative slope)",
+        expected=("decreasing (negative slope, 95% CI below 0) while the error is above its "
+                  "floor; inconclusive when the net is at its floor at every trained L"),
         measured=(f"log-log slope of KL(exact || q) in L on [{lo}, {hi}]: trained net given "
                   f"L {ci_text(s4)}; hard-attention oracle TV slope {ci_text(s4h)} (95% "
-                  f"bootstrap CIs)."),
-        verdict=direction(s4), numbers=ci_numbers(s4, "slope"),
+                  f"bootstrap CIs).{floor_text}"),
+        verdict=p4, numbers={**ci_numbers(s4, "slope"),
+                             "max_kl_inside": float(kl_in["value"].max()) if len(kl_in)
+                             else float("nan")},
     ))
     s13 = _slope(results, "net (given L)", "slope_kl_forward", "beyond")
     s13b = _slope(results, "net (no L)", "slope_kl_forward", "beyond")
@@ -230,6 +265,77 @@ def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
     return out
 
 
+def _mean_kl_inside(results: pd.DataFrame, candidate: str, lo: int, hi: int
+                    ) -> tuple[float, float]:
+    """Mean over the grid lengths in [lo, hi] of the mean KL(exact || q), and its SE."""
+    ev = _frame(results, "evaluate")
+    sel = ev[(ev["candidate"] == candidate) & (ev["metric"] == "kl_forward")
+             & (ev["L"] >= lo) & (ev["L"] <= hi)]
+    if sel.empty:
+        return float("nan"), float("nan")
+    se = float(np.sqrt((sel["se"].astype(float) ** 2).sum()) / len(sel))
+    return float(sel["value"].mean()), se
+
+
+def convergence(results: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """One row per trained network: its held-out KL inside the training range vs its floor.
+
+    The network told L can express the exact posterior (floor 0); it is judged by its mean
+    KL(exact || q) over the grid lengths inside ``train_len`` against
+    :data:`GIVEN_L_TOLERANCE`. The network without L cannot know L, so the smallest KL
+    it can reach is unknown: it is judged by a plateau test of its training KL (last 10%
+    of the steps against the 10% before: a drop within 3 SE or below 1%).
+    """
+    lo, hi = params["train_len"]
+    tr = _frame(results, "train")
+    measure = f"mean KL(exact || q), nats, held-out sets at L in [{lo}, {hi}]"
+    rows = []
+    value, se = _mean_kl_inside(results, "net (given L)", lo, hi)
+    rows.append(convergence_row(
+        "net (given L)", measure=measure, value=value, se=se, floor=0.0,
+        floor_basis="0: given the tokens and L, its categorical head can express the exact "
+                    "posterior over the K concepts",
+        tolerance=GIVEN_L_TOLERANCE))
+    value, se = _mean_kl_inside(results, "net (no L)", lo, hi)
+    flat, how = plateau_judgement(tr, "training KL", candidate="net (no L)")
+    rows.append(convergence_row(
+        "net (no L)", measure=measure, value=value, se=se, floor=float("nan"),
+        floor_basis=unknown_floor_basis("blind to L, it cannot reach the exact posterior and "
+                                        "the best length-blind answer is not known", how,
+                                        "training KL"),
+        tolerance=GIVEN_L_TOLERANCE, converged=flat))
+    return pd.DataFrame(rows)
+
+
+def _mean_log_uniform(lo: float, hi: float, power: int = 1) -> float:
+    """E[L^power] for L log-uniform on [lo, hi]."""
+    if hi <= lo:
+        return float(lo) ** power
+    return (hi ** power - lo ** power) / (power * np.log(hi / lo))
+
+
+def work(params: dict) -> float:
+    """Compute of a preset, in GFLOP-like units (multiply-adds / 1e9, roughly).
+
+    A one-block Set Transformer (SAB, feed-forward x2, PMA) costs about
+    ``L * dim * (12 * dim + 2 * L)`` per sequence of L tokens (projections and
+    feed-forward, then the L x L attention); a training step is about 3 forward passes.
+    Training: 2 networks x steps x batch x E[cost] over log-uniform L in ``train_len``.
+    Evaluation: 2 networks x num_sequences x the cost at each L of the grid, plus the
+    exact posterior, the oracles and the metrics (about 200 * K * d operations per token
+    for the 5 candidates) and the bootstraps (num_resamples x sets x lengths x candidates).
+    """
+    dim, lo, hi = float(params["dim"]), *map(float, params["train_len"])
+    per_seq = dim * (12 * dim * _mean_log_uniform(lo, hi) + 2 * _mean_log_uniform(lo, hi, 2))
+    train = 2 * 3 * params["steps"] * params["batch_size"] * per_seq
+    lengths = np.asarray(params["lengths"], float)
+    n = params["num_sequences"]
+    evaluate = 2 * n * float((lengths * dim * (12 * dim + 2 * lengths)).sum())
+    exact = 5 * n * float(lengths.sum()) * 200 * MODEL["K"] * MODEL["d"]
+    bootstrap = 5 * 6 * params["num_resamples"] * n * len(lengths) * 10.0
+    return (train + evaluate + exact + bootstrap) / 1e9
+
+
 def figures(ctx, results: pd.DataFrame):
     from . import _figures_length
 
@@ -246,4 +352,6 @@ EXPERIMENT = register(Experiment(
     figures=figures,
     verdicts=verdicts,
     headline=headline,
+    convergence=convergence,
+    work=work,
 ))

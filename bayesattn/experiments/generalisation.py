@@ -51,6 +51,11 @@ RESOLVED_Z = 2.0
 #: resolved points a line needs for a slope
 MIN_POINTS = 3
 
+# Per-token cost of a training step in dim^2 units: simulation, featurising, loss and
+# optimiser cost about as much per token as a block of width ~57 (measured on one
+# thread: 27 / 33 / 55 ms per Set Transformer step at dim 16 / 32 / 64, batch 64, L 32).
+TOKEN_OVERHEAD = 3300.0
+
 PRESETS = {
     "smoke": {"train_sizes": [8, 16, 32], "lengths": [4, 8, 16], "steps": 10, "batch_size": 16,
               "dim": 8, "num_heads": 2, "num_blocks": 1, "lr": 3e-3, "num_test": 32,
@@ -73,23 +78,52 @@ def _model():
 
 
 # stages -------------------------------------------------------------------------
-def _gaps(ctx) -> StageOutput:
-    """One network per (objective, replicate, N, L): train / test / gap rows, and posterior
-    draws of the first objective's networks at the smallest and largest N (smallest L)."""
+def gap_grid(model, *, train_sizes, lengths, steps: int, batch_size: int, objective: str,
+             encoder_options: dict, num_test: int, seed: int, device: str, lr: float,
+             num_resamples: int) -> tuple[pd.DataFrame, dict]:
+    """``bayesattn.gaps.generalisation_gap`` (a Set Transformer per (N, L)), plus one
+    ``train_loss_plateau`` row per network from its training history: ``value`` is the
+    mean training loss over the last 10% of the steps, ``plateau_drop``, ``plateau_se``
+    and ``plateau_relative_drop`` the ``loss_plateau`` test against the 10% before it.
+
+    Returns ``(frame, {(N, L): net})``.
+    """
     from bayesattn.gaps import generalisation_gap
 
+    from ._convergence import loss_plateau
+
+    frame, nets, histories = generalisation_gap(
+        model, train_sizes=train_sizes, lengths=lengths, steps=steps, batch_size=batch_size,
+        objective=objective, encoder="set-transformer", encoder_options=encoder_options,
+        num_test=num_test, seed=seed, device=device, lr=lr, num_resamples=num_resamples,
+        return_networks=True, return_histories=True)
+    rows = []
+    for (n, length), history in histories.items():
+        try:
+            plat = loss_plateau(history, "loss")
+        except ValueError:  # too few steps to tell
+            plat = dict.fromkeys(("last", "drop", "se", "relative_drop"), np.nan)
+        rows.append({"N": n, "L": length, "metric": "train_loss_plateau",
+                     "value": plat["last"], "ci_low": np.nan, "ci_high": np.nan,
+                     "se": plat["se"], "n": len(history), "plateau_drop": plat["drop"],
+                     "plateau_se": plat["se"], "plateau_relative_drop": plat["relative_drop"]})
+    return pd.concat([frame, pd.DataFrame(rows)], ignore_index=True), nets
+
+
+def _gaps(ctx) -> StageOutput:
+    """One network per (objective, replicate, N, L): train / test / gap rows and its
+    training-loss plateau, and posterior draws of the first objective's networks at the
+    smallest and largest N (smallest L)."""
     model, p = _model(), ctx.params
     options = {"dim": p["dim"], "num_heads": p["num_heads"], "num_blocks": p["num_blocks"]}
     frames, draws = [], {}
     for objective in p["objectives"]:
         for rep in range(int(p["replicates"])):
-            frame, nets = generalisation_gap(
+            frame, nets = gap_grid(
                 model, train_sizes=p["train_sizes"], lengths=p["lengths"], steps=p["steps"],
-                batch_size=p["batch_size"], objective=objective, encoder="set-transformer",
-                encoder_options=options, num_test=p["num_test"],
-                seed=ctx.seed_for("gaps", objective, rep), device=ctx.device, lr=p["lr"],
-                num_resamples=p["num_resamples"], progress=ctx.progress,
-                return_networks=True)
+                batch_size=p["batch_size"], objective=objective, encoder_options=options,
+                num_test=p["num_test"], seed=ctx.seed_for("gaps", objective, rep),
+                device=ctx.device, lr=p["lr"], num_resamples=p["num_resamples"])
             if not draws:  # overfitting made visible: exact vs net on fresh sequences
                 length = min(p["lengths"])
                 for n in sorted({min(p["train_sizes"]), max(p["train_sizes"])}):
@@ -254,6 +288,51 @@ def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
     return out
 
 
+def convergence(results: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """One row per network, judged by a plateau of its training loss: every network is
+    trained on a fixed, finite set of N sequences on purpose, so its floor (the smallest
+    test error reachable from N sequences) is not known and not 0."""
+    from ._convergence import convergence_row, is_plateau
+
+    gaps = _frame(results, "gaps")
+    rows = []
+    for r in gaps[gaps["metric"] == "train_loss_plateau"].itertuples():
+        stats = {k: float(getattr(r, f"plateau_{k}", np.nan))  # all-NaN columns are dropped
+                 for k in ("drop", "se", "relative_drop")}
+        known = all(np.isfinite(float(v)) for v in stats.values())
+        before = r.value + stats["drop"]
+        rep = f" rep {int(r.replicate)}" if int(params.get("replicates", 1)) > 1 else ""
+        rows.append(convergence_row(
+            f"{r.objective} N={int(r.N)} L={int(r.L)}{rep}",
+            measure=(f"training loss ({'KL(exact || q)' if r.objective == 'kl' else 'NLL'}, "
+                     "nats per sequence, minibatches of the training set, last 10% of steps)"),
+            value=r.value, se=stats["se"], floor=np.nan,
+            # the threshold of _convergence.is_plateau: a drop within 3 SE or below 1% of the loss
+            tolerance=max(3 * stats["se"], 0.01 * abs(before)) if known else 0.0,
+            converged=known and is_plateau(stats),
+            floor_basis=(f"floor unknown: trained on N = {int(r.N)} fixed sequences on "
+                         "purpose; judged by a plateau of the training loss (last 10% of "
+                         f"steps vs the 10% before: drop {stats['drop']:+.4f}, se "
+                         f"{stats['se']:.4f}, {100 * stats['relative_drop']:+.2f}%; a "
+                         "plateau if within 3 SE or < 1%)")))
+    return pd.DataFrame(rows)
+
+
+def work(params: dict) -> float:
+    """Compute asked for, in millions of token-passes x (dim^2 x blocks + TOKEN_OVERHEAD)
+    (x 1e-6).
+
+    One network per (objective, replicate, N, L): steps x batch x L tokens, plus scoring
+    its N training and ``num_test`` test sequences once.
+    """
+    dim2 = float(params["dim"]) ** 2 * int(params["num_blocks"]) + TOKEN_OVERHEAD
+    nets = len(params["objectives"]) * int(params["replicates"])
+    sizes = [int(n) for n in params["train_sizes"]]
+    per_length = (len(sizes) * int(params["steps"]) * int(params["batch_size"])
+                  + sum(sizes) + len(sizes) * int(params["num_test"]))
+    return nets * per_length * sum(int(v) for v in params["lengths"]) * dim2 * 1e-6
+
+
 def headline(results: pd.DataFrame) -> pd.DataFrame:
     """Gap (test - train, nats per sequence) with 95% CI: rows N, columns L."""
     su = _frame(results, "summary")
@@ -290,4 +369,6 @@ EXPERIMENT = register(Experiment(
     figures=figures,
     verdicts=verdicts,
     headline=headline,
+    convergence=convergence,
+    work=work,
 ))

@@ -159,14 +159,21 @@ def _token_scale(model) -> float:
     return float(np.sqrt(model.params["amplitude"] ** 2 + model.params["noise_scale"] ** 2))
 
 
-def _simulate_tokens(model, num_sequences: int, L: int, channels: int, seed: int):
-    """Clean ``u``, noisy ``x`` and exact posterior mean, each ``(n, L, d)`` float64."""
+def _simulate_tokens(model, num_sequences: int, L: int, channels: int, seed: int,
+                     posterior: bool = True):
+    """Clean ``u``, noisy ``x`` and exact posterior mean, each ``(n, L, d)`` float64.
+
+    With ``posterior=False`` the exact posterior (a Cholesky solve per sequence, O(L^3),
+    the dominant cost at large L) is skipped and the mean and posterior come back None.
+    """
     batch = model.simulate(num_sequences * channels, L, seed=seed)
-    post = model.exact_posterior(batch.x)
 
     def shape(t):  # (n * d, L) -> (n, d, L) -> (n, L, d)
         return t.double().numpy().reshape(num_sequences, channels, L).transpose(0, 2, 1)
 
+    if not posterior:
+        return shape(batch.y), shape(batch.x), None, batch, None
+    post = model.exact_posterior(batch.x)
     return shape(batch.y), shape(batch.x), shape(post.mean), batch, post
 
 
@@ -271,7 +278,7 @@ def _attention_case(ctx, model, case, p, bootstrap_ci) -> list[dict]:
     """Empirical alpha, beta and SNR gain of the attention filter A(y), with bootstrap CIs."""
     n, L = int(p["sweep_sequences"]), int(p["L"])
     seed = ctx.seed_for("snr", case["kernel"], case["lengthscale"], case["noise_scale"])
-    u, x, _, _, _ = _simulate_tokens(model, n, L, int(p["channels"]), seed)
+    u, x, _, _, _ = _simulate_tokens(model, n, L, int(p["channels"]), seed, posterior=False)
     # bandwidth in units of the token spread, so that it is comparable across settings
     A = attention_matrix(x, p["bandwidth"] * _token_scale(model), p["spatial_bandwidth"])
     eta = x - u
@@ -422,6 +429,39 @@ def figures(ctx, results: pd.DataFrame):
     return _figures_oversmoothing.make(ctx, results)
 
 
+def bootstrap_us(num_resamples: int, n: int) -> float:
+    """Reference-CPU microseconds of one ``bootstrap_ci`` call on ``n`` values: a Python
+    loop of ``num_resamples`` means (~3.5 us each plus ~16 ns per value)."""
+    return num_resamples * (3.5 + 0.016 * n)
+
+
+def work(params: dict) -> float:
+    """Estimated reference-CPU microseconds (one thread) of the preset's loops.
+
+    Units: microseconds, from timings of the pieces on the reference CPU. Depth stage:
+    the exact GP posterior of ``num_sequences * channels`` sequences (a Cholesky solve
+    each, ~0.003 L^3 us), the attention matrices (~0.03 L^2 us per sequence), 4 stacks
+    of ``max(depths)`` layers (an L x L by L x d product, ~0.0005 L^2 d us per sequence;
+    twicing two), the collapse metrics at each listed depth (~0.0003 L^2 d us) and one
+    bootstrap CI per (variant, depth, metric) (:func:`bootstrap_us`). SNR stage, per
+    (kernel, lengthscale, noise) case: a few L x L solves (~0.01 L^3 us), the attention
+    matrices of ``sweep_sequences`` sequences and 3 bootstrap CIs.
+    """
+    L, d = int(params["L"]), int(params["channels"])
+    R = int(params["num_resamples"])
+    n, depths = int(params["num_sequences"]), {int(t) for t in params["depths"]}
+    depth = (n * d * (0.003 * L**3 + 0.05 * L) + n * 0.03 * L * L
+             + (len(VARIANTS) + 1) * max(depths) * n * 0.0005 * L * L * d
+             + (len(VARIANTS) * len(depths) + 1) * n * 0.0003 * L * L * d
+             + (len(VARIANTS) * len(depths) + 1) * len(E3_METRICS) * bootstrap_us(R, n))
+    cases = (len(params["sweep_kernels"]) * len(params["sweep_lengthscales"])
+             * len(params["sweep_noise_scales"]))
+    m = int(params["sweep_sequences"])
+    snr = cases * (0.01 * L**3 + m * d * 0.05 * L + m * 0.03 * L * L + 3 * bootstrap_us(R, m))
+    draws = int(params["posterior_sequences"]) * int(params["posterior_draws"]) * L
+    return float(depth + snr + 0.01 * draws)
+
+
 EXPERIMENT = register(Experiment(
     name="oversmoothing-boosting",
     title="Oversmoothing with depth and residual = boosting on an exact linear-Gaussian model",
@@ -432,4 +472,5 @@ EXPERIMENT = register(Experiment(
     figures=figures,
     verdicts=verdicts,
     headline=headline,
+    work=work,
 ))

@@ -98,7 +98,8 @@ def generalisation_gap(
     num_resamples: int = 1000,
     progress: bool = False,
     return_networks: bool = False,
-) -> pd.DataFrame | tuple[pd.DataFrame, dict[tuple[int, int], Any]]:
+    return_histories: bool = False,
+) -> pd.DataFrame | tuple[Any, ...]:
     """Train on fixed sets of N sequences of L tokens; measure test minus training loss.
 
     Every (N, L) pair gets a fresh network (same initialisation seed), trained for
@@ -123,12 +124,15 @@ def generalisation_gap(
         num_resamples: Bootstrap resamples for the CIs.
         progress: Show a tqdm bar over the (N, L) grid.
         return_networks: Also return the trained networks, ``{(N, L): net}``.
+        return_histories: Also return their training histories, ``{(N, L): DataFrame}``
+            (``TrainResult.history``: one row per step), e.g. to check convergence.
 
     Returns:
         Tidy frame with columns ``N, L, metric, value, ci_low, ci_high, se, n`` and the
         metrics ``train_nll``, ``test_nll``, ``gap_nll`` (= test - train, in nats per
         sequence) and, for models with an exact posterior, ``train_kl``, ``test_kl``,
-        ``gap_kl``. With ``return_networks``, the pair ``(frame, networks)``.
+        ``gap_kl``. With ``return_networks`` and/or ``return_histories``, the tuple
+        ``(frame, networks)``, ``(frame, histories)`` or ``(frame, networks, histories)``.
     """
     from bayesattn.inference import AmortizedPosterior, fixed_training_set, train
 
@@ -144,7 +148,7 @@ def generalisation_gap(
         from tqdm.auto import tqdm
 
         grid = tqdm(grid, desc=f"generalisation ({model.name})", leave=False)
-    rows, nets = [], {}
+    rows, nets, histories = [], {}, {}
     for n, length in grid:
         if net_factory is not None:
             net = net_factory()
@@ -152,8 +156,9 @@ def generalisation_gap(
             net = AmortizedPosterior(model, encoder=encoder, encoder_options=encoder_options,
                                      seed=seed)
         run_seed = int(np.random.SeedSequence([seed, n, length]).generate_state(1)[0] % 2**31)
-        train(net, model, steps=steps, batch_size=batch_size, seq_len=length, objective=objective,
-              seed=run_seed, device=device, lr=lr, train_size=n, progress=False)
+        result = train(net, model, steps=steps, batch_size=batch_size, seq_len=length,
+                       objective=objective, seed=run_seed, device=device, lr=lr, train_size=n,
+                       progress=False)
         train_set = fixed_training_set(model, n, length, seed=run_seed)
         test_set = model.simulate(num_test, length, seed=run_seed + 1)
         tr = sequence_losses(net, model, train_set)
@@ -166,8 +171,11 @@ def generalisation_gap(
             rows.append({"N": n, "L": length, "metric": f"gap_{key}", **est.row()})
         if return_networks:
             nets[(n, length)] = net
+        if return_histories:
+            histories[(n, length)] = result.history
     frame = pd.DataFrame(rows)
-    return (frame, nets) if return_networks else frame
+    extra = (nets,) * return_networks + (histories,) * return_histories
+    return (frame, *extra) if extra else frame
 
 
 def fit_slope(

@@ -179,3 +179,20 @@ def test_announce_comes_after_validation_and_config_records_the_estimate(toy, me
     assert lines == [f"{NAME} preset smoke: estimated CPU time {estimate}"]
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["estimated_cpu_seconds"] == pytest.approx(6 * 12 / 15, abs=0.05)
+
+
+def test_plateau_rows_and_judgement_round_trip_through_a_stage_table():
+    falling = pd.DataFrame({"kl": np.linspace(1.0, 0.1, 100)})
+    flat = pd.DataFrame({"kl": np.full(100, 0.1)})
+    table = pd.DataFrame(_convergence.plateau_rows(falling, "kl", candidate="a")
+                         + _convergence.plateau_rows(flat, "kl", candidate="b"))
+    assert set(table["metric"]) == {"plateau_drop", "plateau_relative_drop"}
+    ok_a, how_a = _convergence.plateau_judgement(table, "training KL", candidate="a")
+    ok_b, _ = _convergence.plateau_judgement(table, candidate="b")
+    assert not ok_a and ok_b and how_a.startswith("training KL fell 0.091 (SE ")
+    assert _convergence.plateau_judgement(table, candidate="c") == (
+        False, "no training history to test")
+    assert _convergence.plateau_rows(falling.head(3), "kl") == []
+    basis = _convergence.unknown_floor_basis("blind to L", how_a, "training KL")
+    assert basis.startswith("unknown: blind to L; converged = plateau of the training KL (")
+    assert "3 SE" in basis

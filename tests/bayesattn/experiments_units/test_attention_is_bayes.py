@@ -156,3 +156,37 @@ def test_verdicts_follow_the_criteria(cme, slope, p5, p6):
     assert "3.0e-14" in out["P6"].measured
     table = aib.headline(_results(cme, slope))
     assert {"part", "method", "L=4"} <= set(table.columns)
+
+
+def test_convergence_of_the_trained_net_against_floor_zero():
+    def results(kl):
+        return pd.DataFrame([{"stage": "regression", "method": aib.NET, "L": L,
+                              "metric": "kl_forward", "value": kl if L <= 64 else 10 * kl,
+                              "se": kl / 10} for L in (1, 8, 64, 512)])
+
+    params = {"train_len": [1, 64]}
+    ok = aib.convergence(results(aib.NET_TOLERANCE / 2), params).iloc[0]
+    assert ok["converged"] and ok["floor"] == 0
+    assert ok["value"] == pytest.approx(aib.NET_TOLERANCE / 2)  # grid L inside [1, 64] only
+    bad = aib.convergence(results(2 * aib.NET_TOLERANCE), params).iloc[0]
+    assert not bad["converged"] and bad["excess"] == pytest.approx(2 * aib.NET_TOLERANCE)
+
+
+def test_net_kl_is_zero_for_the_exact_posterior_and_positive_for_an_untrained_net():
+    model = aib._model()
+    net = aib._net(model, aib.PRESETS["smoke"], seed=0).eval()
+    x = model.simulate(6, 8, seed=0).x
+    kl = aib.net_kl(model, net, x)
+    assert kl.shape == (6,) and np.all(kl > 0)
+
+
+def test_work_grows_with_size_and_orders_the_presets():
+    base = dict(aib.PRESETS["quick"])
+    w = aib.work(base)
+    for key, bigger in (("steps", 8000), ("batch_size", 128), ("dim", 64),
+                        ("train_len", [1, 128]), ("lengths", base["lengths"] + [1024]),
+                        ("num_sequences", 400), ("gp_lengths", base["gp_lengths"] + [1024]),
+                        ("gp_sequences", 128)):
+        assert aib.work({**base, key: bigger}) > w, key
+    works = [aib.work(dict(aib.PRESETS[p])) for p in ("smoke", "quick", "full")]
+    assert works[0] < works[1] < works[2]

@@ -177,3 +177,52 @@ def test_missing_estimates_are_inconclusive():
                           "metric": ["m", "m"], "value": [0.0, 0.0]})
     assert cpa.e7_verdict(empty, _PARAMS).verdict == "inconclusive"
     assert cpa.e8_verdict(empty, _PARAMS).verdict == "inconclusive"
+
+
+def _convergence_results(bilateral_mse, none_drop):
+    """A synthetic results frame: floor 0.04 at L = 64; the other nets within 5% of it."""
+    rows = [{"stage": "evaluate", "variant": cpa.REFERENCE, "L": 64, "metric": "mse_clean",
+             "value": 0.04, "se": 0.001}]
+    for v in cpa.VARIANTS:
+        val = bilateral_mse if v == "bilateral" else 0.3 if v == "none" else 0.041
+        rows.append({"stage": "evaluate", "variant": v, "L": 64, "metric": "mse_clean",
+                     "value": val, "se": 0.001})
+        rows.append({"stage": "evaluate", "variant": v, "L": 256, "metric": "mse_clean",
+                     "value": 1.0, "se": 0.001})
+        drop = none_drop if v == "none" else 0.0
+        rows += [{"stage": "train", "variant": v, "metric": "plateau_drop", "value": drop,
+                  "se": 0.001},
+                 {"stage": "train", "variant": v, "metric": "plateau_relative_drop",
+                  "value": drop / 0.3}]
+    return pd.DataFrame(rows)
+
+
+def test_convergence_against_the_posterior_mean_floor():
+    params = dict(cpa.PRESETS["quick"])
+    conv = cpa.convergence(_convergence_results(0.05, 0.0), params).set_index("network")
+    assert list(conv.index) == list(cpa.VARIANTS)
+    assert not conv.loc["bilateral", "converged"]  # excess 0.01 > 10% of 0.04
+    assert conv.loc["bilateral", "excess"] == pytest.approx(0.01)
+    assert conv.loc["sinusoidal", "converged"] and conv.loc["alibi", "converged"]
+    assert conv.loc["none", "converged"] and math.isnan(conv.loc["none", "floor"])
+    conv = cpa.convergence(_convergence_results(0.042, 0.05), params).set_index("network")
+    assert conv.loc["bilateral", "converged"]
+    assert not conv.loc["none", "converged"]  # its training loss still falls
+
+
+def test_work_grows_with_the_preset_size():
+    smoke, quick, full = (cpa.PRESETS[k] for k in ("smoke", "quick", "full"))
+    assert 0 < cpa.work(smoke) < cpa.work(quick) < cpa.work(full)
+    base = dict(quick)
+    for key, bigger in (("steps", 2 * base["steps"]), ("batch_size", 2 * base["batch_size"]),
+                        ("train_len", 128),
+                        ("net", {**base["net"], "dim": 64}),
+                        ("net", {**base["net"], "num_layers": 3}),
+                        ("test_sequences", {k: 2 * v for k, v in
+                                            base["test_sequences"].items()}),
+                        ("attention_sequences", {k: 2 * v for k, v in
+                                                 base["attention_sequences"].items()}),
+                        ("num_resamples", 2000)):
+        assert cpa.work({**base, key: bigger}) > cpa.work(base), key
+    assert cpa.EXPERIMENT.work is cpa.work
+    assert cpa.EXPERIMENT.convergence is cpa.convergence

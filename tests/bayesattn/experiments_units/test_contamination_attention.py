@@ -171,3 +171,15 @@ def test_presets_registered():
     exp = ca.EXPERIMENT
     assert exp.claims == ("E5",) and set(exp.presets) >= {"smoke", "quick", "full"}
     assert set(ca.DISTANCE_TYPE) | set(ca.DOT_TYPE) == set(ca.KERNELS)
+
+
+def test_work_grows_with_the_preset_size():
+    smoke, quick, full = (ca.PRESETS[k] for k in ("smoke", "quick", "full"))
+    assert 0 < ca.work(smoke) < ca.work(quick) < ca.work(full)
+    base = dict(quick)
+    for key, bigger in (("L", 32), ("test_sequences", 768), ("tune_sequences", 256),
+                        ("num_resamples", 2000), ("epsilons", [0.0, 0.05, 0.1, 0.2, 0.3]),
+                        ("beta_grid", list(base["beta_grid"]) + [8.0]),
+                        ("posterior_draws", 800)):
+        assert ca.work({**base, key: bigger}) > ca.work(base), key
+    assert ca.EXPERIMENT.work is ca.work

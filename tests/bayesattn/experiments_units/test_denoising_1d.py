@@ -101,3 +101,15 @@ def test_verdict_directions():
 def test_presets_registered():
     exp = d1.EXPERIMENT
     assert exp.claims == ("E1",) and set(exp.presets) >= {"smoke", "quick", "full"}
+
+
+def test_work_grows_with_the_preset_size():
+    smoke, quick, full = (d1.PRESETS[k] for k in ("smoke", "quick", "full"))
+    assert 0 < d1.work(smoke) < d1.work(quick) < d1.work(full)
+    base = dict(quick)
+    for key, bigger in (("L", 128), ("test_sequences", 512), ("tune_sequences", 128),
+                        ("num_resamples", 2000), ("spatial_grid", [0.1] + base["spatial_grid"]),
+                        ("sa_beta_grid", base["sa_beta_grid"] + [128.0]),
+                        ("posterior_draws", 800)):
+        assert d1.work({**base, key: bigger}) > d1.work(base), key
+    assert d1.EXPERIMENT.work is d1.work

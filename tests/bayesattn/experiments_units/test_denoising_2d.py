@@ -150,3 +150,45 @@ def test_presets_registered():
     exp = d2.EXPERIMENT
     assert exp.claims == ("E2",) and set(exp.presets) >= {"smoke", "quick", "full"}
     assert exp.stage_names == ("train", "evaluate", "summarise")
+
+
+def _convergence_results(excess_bilateral, sa_drop):
+    """A synthetic results frame: floor MSE 0.1, sa+pe and twicing within 0.5% of it."""
+    rows = [{"stage": "evaluate", "variant": "posterior-mean", "replicate": 0,
+             "metric": "mse_clean", "value": 0.1, "se": 0.001}]
+    values = {"sa+pe": 0.1005, "sa": 0.2, "bilateral": 0.1 + excess_bilateral,
+              "bilateral+twicing": 0.1002}
+    for v, val in values.items():
+        rows.append({"stage": "evaluate", "variant": v, "replicate": 0, "metric": "mse_clean",
+                     "value": val, "se": 0.001})
+        drop = sa_drop if v == "sa" else 0.0
+        rows += [{"stage": "train", "variant": v, "replicate": 0, "metric": "plateau_drop",
+                  "value": drop, "se": 0.001},
+                 {"stage": "train", "variant": v, "replicate": 0,
+                  "metric": "plateau_relative_drop", "value": drop / 0.2}]
+    return pd.DataFrame(rows)
+
+
+def test_convergence_against_the_posterior_mean_floor():
+    params = {**d2.PRESETS["quick"], "train_seeds": 1}
+    conv = d2.convergence(_convergence_results(0.005, 0.0), params).set_index("network")
+    assert list(conv.index) == [f"{v} (seed 0)" for v in d2.VARIANTS]
+    assert conv.loc["sa+pe (seed 0)", "converged"]  # 0.0005 <= 1% of 0.1
+    assert conv.loc["bilateral+twicing (seed 0)", "converged"]
+    assert not conv.loc["bilateral (seed 0)", "converged"]  # 0.005 > 0.001
+    assert conv.loc["bilateral (seed 0)", "excess"] == pytest.approx(0.005)
+    assert conv.loc["sa (seed 0)", "converged"] and np.isnan(conv.loc["sa (seed 0)", "floor"])
+    conv = d2.convergence(_convergence_results(0.0005, 0.05), params).set_index("network")
+    assert conv.loc["bilateral (seed 0)", "converged"]
+    assert not conv.loc["sa (seed 0)", "converged"]  # its training loss still falls
+
+
+def test_work_grows_with_the_preset_size():
+    smoke, quick, full = (d2.PRESETS[k] for k in ("smoke", "quick", "full"))
+    assert 0 < d2.work(smoke) < d2.work(quick) < d2.work(full)
+    base = dict(quick)
+    for key, bigger in (("grid_width", 12), ("steps", 1400), ("batch_size", 128),
+                        ("dim", 64), ("num_layers", 3), ("train_seeds", 3),
+                        ("test_images", 2048), ("num_resamples", 2000)):
+        assert d2.work({**base, key: bigger}) > d2.work(base), key
+    assert d2.EXPERIMENT.work is d2.work and d2.EXPERIMENT.convergence is d2.convergence

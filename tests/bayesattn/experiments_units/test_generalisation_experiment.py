@@ -115,3 +115,49 @@ def test_verdicts_report_secondary_arm_with_the_same_criterion():
     assert "objective kl" in out["P7"].measured and "'supported'" in out["P7"].measured
     assert out["P8"].verdict == "supported"
     assert out["P8"].numbers["median_slope"] == pytest.approx(-0.5)
+
+
+def test_gap_grid_is_generalisation_gap_plus_plateaus():
+    from bayesattn.gaps import generalisation_gap
+
+    model = gen._model()
+    kw = {"train_sizes": [8, 16], "lengths": [4], "steps": 20, "batch_size": 8,
+          "encoder_options": {"dim": 8, "num_heads": 2, "num_blocks": 1}, "num_test": 16,
+          "seed": 3, "device": "cpu", "lr": 3e-3, "num_resamples": 20}
+    ours, nets = gen.gap_grid(model, objective="npe", **kw)
+    theirs = generalisation_gap(model, objective="npe", encoder="set-transformer", **kw)
+    same = ours[ours["metric"] != "train_loss_plateau"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(same[list(theirs.columns)], theirs)
+    plateau = ours[ours["metric"] == "train_loss_plateau"]
+    assert len(plateau) == 2 and set(nets) == {(8, 4), (16, 4)}
+    assert plateau[["value", "plateau_drop", "plateau_se"]].notna().all().all()
+
+
+def _plateau_results(drops, ses, value=1.0):
+    rows = [{"stage": "gaps", "objective": "npe", "replicate": 0, "N": 64 * (i + 1), "L": 8,
+             "metric": "train_loss_plateau", "value": value, "se": s, "n": 300,
+             "plateau_drop": d, "plateau_se": s, "plateau_relative_drop": d / (value + d)}
+            for i, (d, s) in enumerate(zip(drops, ses, strict=True))]
+    return pd.DataFrame(rows)
+
+
+def test_convergence_by_training_loss_plateau():
+    # still falling by 10% (20 se): not converged; flat within 3 se: converged;
+    # a drop of 0.5% that is statistically resolved: converged (below 1% of the loss)
+    res = _plateau_results([0.1, 0.001, 0.005], [0.005, 0.001, 0.0001])
+    conv = gen.convergence(res, gen.PRESETS["quick"])
+    assert list(conv["converged"]) == [False, True, True]
+    assert conv["floor"].isna().all() and conv["excess"].isna().all()
+    assert conv["network"].iloc[0] == "npe N=64 L=8"
+    assert "plateau" in conv["floor_basis"].iloc[0]
+
+
+def test_work_grows_with_size():
+    w = {k: gen.work(v) for k, v in gen.PRESETS.items()}
+    assert w["full"] > w["quick"] > w["smoke"] > 0
+    base = gen.PRESETS["quick"]
+    for key, bigger in (("steps", 600), ("batch_size", 128), ("dim", 32), ("num_blocks", 2),
+                        ("replicates", 2), ("train_sizes", [*base["train_sizes"], 4096]),
+                        ("lengths", [*base["lengths"], 128]), ("num_test", 4096),
+                        ("objectives", ["npe", "kl", "npe"])):
+        assert gen.work({**base, key: bigger}) > w["quick"], key

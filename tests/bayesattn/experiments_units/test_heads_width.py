@@ -128,3 +128,49 @@ def test_verdicts_and_headline_from_a_results_table():
     table = hw.headline(results)
     assert list(table.columns) == ["model", "heads", "d_v=1", "d_v=2"]
     assert table.iloc[0]["d_v=1"] == "1 [0.5, 2]"
+
+
+def _conv_results(at_kl: float, below_drop: float) -> pd.DataFrame:
+    params = {"models": ["nig"], "heads": [1, 2], "value_widths": [1], "radius": 0.5,
+              "L": 32}
+    ev, tr = [], []
+    for cfg in hw.configs(params):
+        value = 1.0 if cfg["width"] < cfg["stat_dim"] else at_kl
+        ev.append({"stage": "evaluate", **cfg, "metric": "kl_forward", "value": value,
+                   "se": value / 10})
+        tr += [{"stage": "train", **cfg, "metric": "plateau_drop", "value": below_drop,
+                "se": 0.01},
+               {"stage": "train", **cfg, "metric": "plateau_relative_drop",
+                "value": below_drop / 1.0, "se": np.nan}]
+    ev.append({"stage": "evaluate", "model": "nig", "config": "nig-floor", "heads": 0,
+               "value_width": 0, "width": 0, "stat_dim": 2, "metric": "kl_floor",
+               "value": 0.02, "se": 0.001})
+    return pd.DataFrame(ev + tr), params
+
+
+def test_convergence_against_family_floor_and_plateau_below_s():
+    results, params = _conv_results(at_kl=0.025, below_drop=0.001)
+    table = hw.convergence(results, params).set_index("network")
+    assert list(table.index) == ["nig-H1-dv1", "nig-H2-dv1"]
+    at = table.loc["nig-H2-dv1"]
+    assert at["floor"] == pytest.approx(0.02) and at["excess"] == pytest.approx(0.005)
+    assert at["converged"]
+    below = table.loc["nig-H1-dv1"]
+    assert np.isnan(below["floor"]) and below["converged"]  # training KL flat
+    results, params = _conv_results(at_kl=0.02 + 2 * hw.CONVERGENCE_TOLERANCE,
+                                     below_drop=0.2)
+    table = hw.convergence(results, params).set_index("network")
+    assert not table.loc["nig-H2-dv1", "converged"]
+    assert not table.loc["nig-H1-dv1", "converged"]  # still falling by 20%, 20 SE
+
+
+def test_work_grows_with_size_and_orders_the_presets():
+    base = dict(hw.PRESETS["quick"])
+    w = hw.work(base)
+    for key, bigger in (("steps", 1600), ("batch_size", 256), ("hidden", 64), ("L", 64),
+                        ("heads", [1, 2, 4, 8]), ("value_widths", [1, 2, 3, 4]),
+                        ("models", ["nig", "mixture-K4", "mixture-K6"]),
+                        ("num_sequences", 512)):
+        assert hw.work({**base, key: bigger}) > w, key
+    works = [hw.work(dict(hw.PRESETS[p])) for p in ("smoke", "quick", "full")]
+    assert works[0] < works[1] < works[2]

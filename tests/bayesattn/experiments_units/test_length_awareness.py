@@ -122,3 +122,41 @@ def test_headline_pivots_variance_ratio_and_coverage():
                                       "coverage 95%"}
     assert "L=2" in table.columns
     assert len(table) == 2 * 2 * 4
+
+
+def _conv_results(given_kl: float, blind_drop: float) -> pd.DataFrame:
+    rows = []
+    for name in la.MODELS:
+        for _, _, label in la.NETS:
+            for L in (2, 8, 32, 128):
+                kl = given_kl if L <= 32 else 10 * given_kl
+                rows.append({"stage": "amortization", "model": name, "candidate": label,
+                             "L": L, "metric": "kl_amortized", "value": kl, "se": kl / 10})
+            rows += [{"stage": "train", "model": name, "candidate": label,
+                      "metric": "plateau_drop", "value": blind_drop, "se": 0.001},
+                     {"stage": "train", "model": name, "candidate": label,
+                      "metric": "plateau_relative_drop", "value": blind_drop / 0.1}]
+    return pd.DataFrame(rows)
+
+
+def test_convergence_given_l_against_floor_blind_by_plateau():
+    params = {"train_len": [2, 32]}
+    ok = la.convergence(_conv_results(la.CONVERGENCE_TOLERANCE / 2, 0.0), params)
+    assert len(ok) == 4 and ok["converged"].all()
+    given = ok[ok["network"].str.endswith("(given L)")]
+    assert (given["floor"] == 0).all()
+    assert given["value"].to_numpy() == pytest.approx(la.CONVERGENCE_TOLERANCE / 2)
+    assert ok[ok["network"].str.endswith("(no L)")]["floor"].isna().all()
+    bad = la.convergence(_conv_results(2 * la.CONVERGENCE_TOLERANCE, 0.05), params)
+    assert not bad["converged"].any()  # above tolerance; blind training KL still falling
+
+
+def test_work_grows_with_size_and_orders_the_presets():
+    base = dict(la.PRESETS["quick"])
+    w = la.work(base)
+    for key, bigger in (("steps", 3000), ("batch_size", 128), ("dim", 32), ("num_blocks", 2),
+                        ("train_len", [2, 64]), ("lengths", base["lengths"] + [512]),
+                        ("num_sequences", 1024), ("gap_sequences", 256), ("fit_steps", 100)):
+        assert la.work({**base, key: bigger}) > w, key
+    works = [la.work(dict(la.PRESETS[p])) for p in ("smoke", "quick", "full")]
+    assert works[0] < works[1] < works[2]

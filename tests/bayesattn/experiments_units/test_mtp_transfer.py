@@ -71,10 +71,90 @@ def test_transfer_ratio_summary_recovers_a_quadratic_ratio():
     assert rho["value"] == pytest.approx(1.0) and rho["ci_low"] == pytest.approx(1.0)
     verdict = mt.p9_verdict(out.assign(claim="P9"))
     assert verdict.verdict == "supported"  # ratio / kappa <= 0.16 < C and rising
-    too_big = out.copy()
-    sel = too_big.metric == "ratio_over_kappa"
-    too_big.loc[sel, ["value", "ci_low", "ci_high"]] *= 100
+    slack = out[out.metric == "bound_slack"]
+    np.testing.assert_allclose(slack["value"], 0.01 * 0.01 * kappa**2 - 0.01 * kappa)
+    too_big = mt.transfer_ratio_summary(per.assign(down=per["down"] * 100), num_resamples=200,
+                                        seed=0)
     assert mt.p9_verdict(too_big).verdict == "not supported"
+    # without slack rows (older summaries) the bound is read from ratio / kappa
+    old = out[~out.metric.isin(["bound_slack", "pretext_excess", "downstream_net_excess"])]
+    assert mt.p9_verdict(old).verdict == "supported"
+    old = old.copy()
+    sel = old.metric == "ratio_over_kappa"
+    old.loc[sel, ["value", "ci_low", "ci_high"]] *= 100
+    assert mt.p9_verdict(old).verdict == "not supported"
+
+
+def _zero_pretext_level(down_last, down_se_last=0.002):
+    """Four closeness levels; at the last the pretext excess is 0 within its CI."""
+    kappa = np.array([4.0, 8.0, 16.0, 38.0])
+    return pd.DataFrame({"closeness": [0.0, 0.5, 0.75, 0.9], "kappa2": kappa,
+                         "pre": [0.004, 0.004, 0.003, -0.0001],
+                         "pre_se": [0.0005, 0.0005, 0.0005, 0.0003],
+                         "down": [0.004, 0.008, 0.01, down_last],
+                         "down_se": [0.002, 0.002, 0.002, down_se_last],
+                         "floor": 0.002, "floor_se": 0.001, "n": 2000})
+
+
+def test_p9_verdict_zero_pretext_denominator():
+    # the floor is subtracted from the downstream excess, its se added in quadrature
+    out = mt.transfer_ratio_summary(_zero_pretext_level(0.003), num_resamples=500, seed=0)
+    net = out[out.metric == "downstream_net_excess"].sort_values("kappa2")
+    np.testing.assert_allclose(net["value"], [0.002, 0.006, 0.008, 0.001])
+    np.testing.assert_allclose(net["se"], np.hypot(0.002, 0.001))
+    # pretext at its Bayes risk and downstream at its floor: the ratio is undefined, the
+    # bound is not refuted -> inconclusive (not "not supported")
+    v = mt.p9_verdict(out)
+    assert v.verdict == "inconclusive"
+    assert v.numbers["levels_pretext_at_zero"] == 1
+    assert "Bayes risk" in v.measured and "(it is not)" in v.measured
+    # the same zero pretext excess with a clearly positive downstream excess refutes it
+    out = mt.transfer_ratio_summary(_zero_pretext_level(0.08), num_resamples=500, seed=0)
+    v = mt.p9_verdict(out)
+    assert v.verdict == "not supported" and v.numbers["max_slack_ci_low"] > 0
+    assert "violated" in v.measured
+
+
+def _closeness_frame(pre, down, floor, se=0.0005):
+    rows = []
+    for c, k, p_, d, f in zip([0.0, 0.9], [3.8, 38.3], pre, down, floor, strict=True):
+        for metric, v in (("kappa2", k), ("pretext_excess_risk", p_),
+                          ("downstream_excess_risk", d), ("downstream_floor", f)):
+            rows.append({"stage": "closeness", "closeness": c, "replicate": 0,
+                         "metric": metric, "value": v, "ci_low": v - 2 * se,
+                         "ci_high": v + 2 * se, "se": se, "n": 2000, "pretext": "full",
+                         "N": np.nan})
+    for pretext, v in (("coarse", 0.0001), ("full", 0.02)):
+        for n, extra in ((1024, 0.1), (65536, 0.0)):
+            rows.append({"stage": "blindspot", "closeness": np.nan, "replicate": 0,
+                         "metric": "pretext_excess_risk", "value": v + extra, "ci_low": v,
+                         "ci_high": v, "se": se, "n": 2000, "pretext": pretext, "N": n})
+    return pd.DataFrame(rows)
+
+
+def test_convergence_rows_against_floors():
+    results = _closeness_frame(pre=[0.001, 0.01], down=[0.02, 0.05], floor=[0.015, 0.01])
+    conv = mt.convergence(results, mt.PRESETS["quick"])
+    assert len(conv) == 6  # 2 x (encoder, probe) for P9 + the 2 P10 encoders at N max
+    by = conv.set_index("network")["converged"]
+    assert by["P9 c=0 (kappa2=3.8): MTP encoder"]  # 0.001 <= PRETEXT_TOL
+    assert not by["P9 c=0.9 (kappa2=38.3): MTP encoder"]  # 0.01 > PRETEXT_TOL
+    assert by["P9 c=0 (kappa2=3.8): linear probe on it"]  # 0.005 over its floor
+    assert not by["P9 c=0.9 (kappa2=38.3): linear probe on it"]  # 0.04 over its floor
+    row = conv.set_index("network").loc["P9 c=0.9 (kappa2=38.3): linear probe on it"]
+    assert row["floor"] == pytest.approx(0.01) and row["excess"] == pytest.approx(0.04)
+    assert by["P10 coarse pretext, N=65536"] and not by["P10 full pretext, N=65536"]
+
+
+def test_work_grows_with_size():
+    w = {k: mt.work(v) for k, v in mt.PRESETS.items()}
+    assert w["full"] > w["quick"] > w["smoke"] > 0
+    base = mt.PRESETS["quick"]
+    for key, bigger in (("p9_steps", 2000), ("batch_size", 128), ("dim", 64),
+                        ("replicates", 2), ("num_train_probe", 16000),
+                        ("steps_grid", [4, 16, 64, 256, 1024, 4096]),
+                        ("closeness", [0.0, 0.25, 0.5, 0.75, 0.9])):
+        assert mt.work({**base, key: bigger}) > w["quick"], key
 
 
 def _p10_frames(coarse, full, ns=(100, 400, 1600, 6400), se=1e-4):

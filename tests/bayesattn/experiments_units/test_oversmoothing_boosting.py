@@ -99,3 +99,23 @@ def test_e4_cases_and_verdicts_from_a_small_table():
 def test_presets_registered():
     exp = ob.EXPERIMENT
     assert exp.claims == ("E3", "E4") and set(exp.presets) >= {"smoke", "quick", "full"}
+
+
+def test_work_grows_with_the_preset_size():
+    smoke, quick, full = (ob.PRESETS[k] for k in ("smoke", "quick", "full"))
+    assert 0 < ob.work(smoke) < ob.work(quick) < ob.work(full)
+    base = dict(quick)
+    for key, bigger in (("L", 128), ("channels", 8), ("num_sequences", 512),
+                        ("depths", list(range(40))), ("num_resamples", 2000),
+                        ("sweep_lengthscales", [0.5, 1.0, 4.0, 16.0]), ("sweep_sequences", 256)):
+        assert ob.work({**base, key: bigger}) > ob.work(base), key
+    assert ob.EXPERIMENT.work is ob.work
+
+
+def test_simulate_tokens_without_posterior_gives_the_same_tokens():
+    model = ob._model("rbf", 4.0, 0.5)
+    u, x, pm, _, post = ob._simulate_tokens(model, 2, 16, 3, seed=0)
+    u2, x2, pm2, _, post2 = ob._simulate_tokens(model, 2, 16, 3, seed=0, posterior=False)
+    np.testing.assert_array_equal(u, u2)
+    np.testing.assert_array_equal(x, x2)
+    assert pm2 is None and post2 is None and pm.shape == x.shape

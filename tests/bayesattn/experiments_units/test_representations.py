@@ -114,3 +114,43 @@ def test_p3_verdict_judges_the_representation_not_the_log_density():
     v = rep._p3_verdict(pd.concat([frame, tail], ignore_index=True))
     assert v.verdict == "supported"
     assert v.numbers["worst_encoder_log_q_rel_change"] == pytest.approx(1e-3)
+
+
+def test_fit_row_carries_the_plateau_test():
+    hist = pd.DataFrame({"loss": np.r_[np.linspace(2.0, 1.0, 80), np.full(20, 1.0)]})
+    row = rep.plateau_numbers(hist)
+    assert row["plateau_last"] == pytest.approx(1.0)
+    assert np.isnan(rep.plateau_numbers(hist.head(3))["plateau_drop"])
+
+
+def _train_rows(stage, drops, **keys):
+    return [{"stage": stage, **keys, "metric": "final_train_loss", "value": 1.0, "se": 0.01,
+             "plateau_last": 1.0, "plateau_drop": d, "plateau_se": 0.001,
+             "plateau_relative_drop": d / (1.0 + d), **({"N": 32} if stage == "train" else {})}
+            for d in drops]
+
+
+def test_convergence_rows_from_training_plateaus():
+    rows = (_train_rows("train", [0.2], model="concept-mixture", representation="net N=32",
+                        objective="kl")
+            + _train_rows("minimality", [0.0005], model="normal-mean",
+                          representation="net (mtp)", objective="mtp")
+            + _train_rows("invariance", [np.nan], model="normal-mean", candidate="deepsets",
+                          kind="training"))
+    conv = rep.convergence(pd.DataFrame(rows), rep.PRESETS["quick"])
+    assert list(conv["network"]) == ["P1 concept-mixture net N=32", "P2 normal-mean net (mtp)",
+                                     "P3 normal-mean deepsets"]
+    # still falling 20% (200 se): no; flat within 3 se: yes; history too short: no
+    assert list(conv["converged"]) == [False, True, False]
+    assert conv["floor"].isna().all()
+
+
+def test_work_grows_with_size():
+    w = {k: rep.work(v) for k, v in rep.PRESETS.items()}
+    assert w["full"] > w["quick"] > w["smoke"] > 0
+    base = rep.PRESETS["quick"]
+    for key, bigger in (("steps", 1000), ("batch_size", 128), ("dim", 64),
+                        ("train_sizes", [32, 256, 2048, 8192]), ("minimality_steps", 1000),
+                        ("invariance_steps", 200), ("num_probe_train", 8000),
+                        ("objectives", ["mtp", "kl"])):
+        assert rep.work({**base, key: bigger}) > w["quick"], key

@@ -181,3 +181,37 @@ def test_verdict_reports_decisive_cells_and_learned_lambda():
     assert "learned lambda per layer (mean [min, max] over seeds): +0.015 [+0.010, +0.020]" in (
         out["boosting"].measured)
     assert "learned lambda" not in out["twicing"].measured
+
+
+def test_convergence_rows_against_zero_kl():
+    rows = []
+    for rep in range(2):
+        for variant in re6.VARIANTS:
+            value = 0.05 if (variant == "twicing" and rep == 1) else 0.004
+            rows.append({"stage": "evaluate", "regime": "clean", "variant": variant,
+                         "replicate": rep, "target": "eps_model", "kind": "outlier",
+                         "eps": 0.0, "L": 16, "metric": "kl", "value": value, "se": 0.001})
+            rows.append({"stage": "evaluate", "regime": "clean", "variant": variant,
+                         "replicate": rep, "target": "eps_model", "kind": "outlier",
+                         "eps": 0.2, "L": 16, "metric": "kl", "value": 1.0, "se": 0.01})
+    params = {**re6.PRESETS["quick"], "replicates": 2}
+    conv = re6.convergence(pd.DataFrame(rows), params).set_index("network")
+    assert len(conv) == 2 * len(re6.VARIANTS)
+    assert (conv["floor"] == 0).all() and (conv["tolerance"] == re6.TOLERANCE_NATS).all()
+    assert not conv.loc["clean:twicing (seed 1)", "converged"]  # 0.05 > 0.01 nats
+    assert conv.loc["clean:twicing (seed 0)", "converged"]
+    assert conv["converged"].sum() == 2 * len(re6.VARIANTS) - 1
+
+
+def test_work_grows_with_the_preset_size():
+    smoke, quick, full = (re6.PRESETS[k] for k in ("smoke", "quick", "full"))
+    assert 0 < re6.work(smoke) < re6.work(quick) < re6.work(full)
+    base = dict(quick)
+    for key, bigger in (("steps", 2 * base["steps"]), ("batch_size", 128), ("dim", 64),
+                        ("num_layers", 3),
+                        ("replicates", 5), ("train_eps", [0.0, 0.1]), ("train_len", 32),
+                        ("test_sequences", 1024), ("num_resamples", 2000),
+                        ("eps", [0.0, 0.05, 0.1, 0.2, 0.3]), ("length_factor", 8)):
+        assert re6.work({**base, key: bigger}) > re6.work(base), key
+    assert re6.EXPERIMENT.work is re6.work
+    assert re6.EXPERIMENT.convergence is re6.convergence
