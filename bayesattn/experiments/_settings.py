@@ -52,12 +52,41 @@ def resolve_params(
                 f"parameters: {', '.join(params) or '(none)'}"
             )
         checked[key] = _coerce(key, value, params[key])
+        _check_range(key, checked[key], params[key], preset, experiment.name)
     try:
         checked = json.loads(json.dumps(checked, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise InvalidParameterError(f"overrides must be JSON values; {exc}") from None
     params.update(checked)
     return params, checked
+
+
+def _ints(value: Any) -> list[int] | None:
+    """The ints of an int or a list of ints (bools excluded), else None."""
+    items = value if isinstance(value, list) else [value]
+    if items and all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        return list(items)
+    return None
+
+
+def _check_range(key: str, value: Any, default: Any, preset: str, name: str) -> None:
+    """Counts stay counts: an int parameter (or list of ints) whose preset value is >= 1
+    must stay >= 1 (steps, sizes, lengths), one whose preset value includes 0 must stay
+    >= 0 (e.g. depths); a non-empty list must stay non-empty. Refused before anything
+    is written, so a bad override never leaves a half-made run folder."""
+    if isinstance(default, list) and default and isinstance(value, list) and not value:
+        raise InvalidParameterError(
+            f"parameter {key!r} of {name!r} expects a non-empty list like {default!r}; got []")
+    defaults, values = _ints(default), _ints(value)
+    if defaults is None or values is None:
+        return
+    low = 1 if min(defaults) >= 1 else 0
+    bad = [v for v in values if v < low]
+    if bad:
+        what = "positive" if low == 1 else "non-negative"
+        raise InvalidParameterError(
+            f"parameter {key!r} of {name!r} expects {what} integers (preset {preset!r} has "
+            f"{default!r}); got {value!r}")
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:

@@ -236,3 +236,27 @@ def test_resume_recomputes_stages_whose_files_were_damaged(toy_cli, tmp_path, da
     assert cached == ([False, False] if damage == "edit" else [True, False])
     for name in ("results.csv", "stages/first.csv", "arrays/second-t.pt"):
         assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ("steps=0", "'steps' of 'gap-vs-length' expects positive integers"),
+    ("lengths=[0,2]", "'lengths' of 'gap-vs-length' expects positive integers"),
+    ("num_sequences=0", "'num_sequences' of 'gap-vs-length' expects positive integers"),
+    ("num_sequences=-3", "expects positive integers"),
+    ("lengths=[]", "expects a non-empty list"),
+])
+def test_bad_counts_are_refused_before_anything_is_written(tmp_path, capsys, setting, expected):
+    out = tmp_path / "run"
+    code = main(["run", "gap-vs-length", "--preset", "smoke", "--no-progress", "--out", str(out),
+                 "--set", setting])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and expected in err[0], err
+    assert list(tmp_path.iterdir()) == [], "no folder, no lock file"
+
+
+def test_zero_stays_allowed_where_the_preset_uses_it():
+    params, _ = ex.resolve_params(ex.get("oversmoothing-boosting"), "smoke",
+                                  {"depths": [0, 1, 2]})
+    assert params["depths"] == [0, 1, 2]
+    with pytest.raises(ex.InvalidParameterError, match="non-negative"):
+        ex.resolve_params(ex.get("oversmoothing-boosting"), "smoke", {"depths": [-1, 2]})
