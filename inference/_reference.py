@@ -107,19 +107,31 @@ class Reference:
         if self.converged or self.allow_unconverged:
             return
         bad = self.diagnostics.loc[~self.diagnostics["converged"]]
-        worst = bad.sort_values("r_hat", ascending=False).head(3)
+        worst = bad.sort_values(["missed_modes", "r_hat"] if "missed_modes" in bad else "r_hat",
+                                ascending=False).head(3)
+        missed = bad.get("missed_modes")
+
+        def modes(r) -> str:
+            m = int(getattr(r, "missed_modes", 0))
+            return f", missed_modes={m}" if m > 0 else ""
+
         rows = "; ".join(
             f"dataset {int(r.dataset)}: r_hat={r.r_hat:.3f}, ess_bulk={r.ess_bulk:.0f}, "
-            f"ess_tail={r.ess_tail:.0f}, divergences={int(r.divergences)}"
+            f"ess_tail={r.ess_tail:.0f}, divergences={int(r.divergences)}{modes(r)}"
             for r in worst.itertuples()
         )
         chains = int(self.idata.posterior.sizes["chain"])
+        trapped = (
+            " Some datasets have a peak that every chain missed (missed_modes > 0): more "
+            "draws will not help there; the posterior is multimodal and the chains do not "
+            "cross between peaks." if missed is not None and (missed > 0).any() else "")
         raise UnconvergedReferenceError(
             f"{self.method} reference for {self.model.name} did not converge on "
             f"{len(bad)} of {self.num_datasets} datasets (gate: >= {self.gate.min_chains} chains, "
             f"r_hat <= {self.gate.r_hat_max}, "
             f"ess_bulk and ess_tail >= {self.gate.ess_min:.0f}, divergences <= "
-            f"{self.gate.max_divergences}); it ran {chains} chains. Worst: {rows}. Run more draws "
+            f"{self.gate.max_divergences}, missed modes <= {self.gate.max_missed_modes}); it "
+            f"ran {chains} chains. Worst: {rows}.{trapped} Run more draws "
             "(num_samples/num_warmup) or pass allow_unconverged=True to use it anyway."
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,29 @@ class RunContext:
         if key not in entries:
             self.artifact(stage, key)  # raises the explanatory KeyError
         return Path(self.out) / entries[key]["path"]
+
+    def checkpoint_dir(self, key: str) -> Path:
+        """``out/checkpoints/<stage>-<key>/``: where :meth:`train` keeps a network's
+        checkpoints while its stage runs (removed once the stage has finished)."""
+        if self.stage is None:
+            raise RuntimeError("checkpoint_dir is only defined while a stage runs")
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(key)).strip("_") or "net"
+        return Path(self.out) / "checkpoints" / f"{self.stage}-{safe}"
+
+    def train(self, key: str, net: Any, model: Any, **kwargs: Any) -> Any:
+        """:func:`bayesattn.inference.train` that survives a killed run.
+
+        It checkpoints into :meth:`checkpoint_dir` (``key`` names the network, unique
+        within the stage) and resumes from there: a run killed mid-training continues
+        from its last checkpoint on ``--resume`` instead of starting the network again,
+        and, since resume is exact on a CPU, produces the same bytes. Other arguments go
+        to ``train`` unchanged.
+        """
+        from bayesattn.inference import train
+
+        kwargs.setdefault("progress", self.progress)
+        return train(net, model, checkpoint_dir=self.checkpoint_dir(key), resume=True,
+                     **kwargs)
 
     def tqdm(self, iterable: Any = None, **kwargs: Any) -> Any:
         """A tqdm bar for use inside a stage (below the stage bar, disappears when done)."""

@@ -8,6 +8,8 @@ Run folder layout::
     stages/<stage>.json    ... and its manifest (with the SHA-256 of its files), written last: the
                            "stage done" marker; resume recomputes a stage whose files changed
     posteriors/<stage>-<key>.nc   models/<stage>-<key>.pt   arrays/  tables/  artifacts/
+    checkpoints/<stage>-<key>/    training checkpoints of the running stage (ctx.train);
+                                  a killed run resumes mid-training, a finished one has none
     results.csv            all stage tables, ``stage`` column first
     convergence.csv        each trained network's error against its floor (when it trains any)
     headline.csv           the headline table (when the experiment defines one)
@@ -317,7 +319,20 @@ def _run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
         "sha256": {rel: _sha256(ctx.out / rel) for rel in files},
     }
     write_json(ctx.out / "stages" / f"{stage.name}.json", manifest)  # the "done" marker
+    _drop_checkpoints(ctx.out, stage.name)
     return manifest
+
+
+def _drop_checkpoints(out: Path, stage: str) -> None:
+    """Remove a finished stage's training checkpoints (``ctx.train``), and the folder
+    when it is empty: a finished run folder holds none."""
+    folder = Path(out) / "checkpoints"
+    if not folder.is_dir():
+        return
+    for path in folder.glob(f"{stage}-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    if next(folder.iterdir(), None) is None:
+        folder.rmdir()
 
 
 def _as_frame(value: Any, what: str) -> Any:

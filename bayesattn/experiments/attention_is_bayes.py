@@ -223,14 +223,12 @@ def _net(model, params, seed: int):
 
 
 def _train(ctx) -> StageOutput:
-    from bayesattn.inference import train
-
     model, p = _model(), ctx.params
     seed = ctx.seed_for("train")
     net = _net(model, p, seed)
-    result = train(net, model, steps=p["steps"], batch_size=p["batch_size"],
-                   seq_len=tuple(p["train_len"]), objective="kl", seed=seed,
-                   device=ctx.device, lr=p.get("lr", 2e-3), progress=ctx.progress)
+    result = ctx.train("net", net, model, steps=p["steps"], batch_size=p["batch_size"],
+                       seq_len=tuple(p["train_len"]), objective="kl", seed=seed,
+                       device=ctx.device, lr=p.get("lr", 2e-3))
     hist = result.history
     tail = hist.tail(max(1, len(hist) // 10))
     rows = [{"method": NET, "metric": "final_train_kl", "value": float(tail["kl"].mean()),
@@ -322,7 +320,6 @@ def _summary_with_worst(per: pd.DataFrame, metric: str, worst_name: str,
 
 
 def _regression(ctx) -> StageOutput:
-
     model, p = _model(), ctx.params
     net = _load_net(ctx, model)
     per = []
@@ -370,7 +367,6 @@ def gp_predictions(data: dict, length: int, chunk: int = 16) -> dict:
 
 
 def _gp(ctx) -> StageOutput:
-
     p = ctx.params
     per = []
     for length in ctx.tqdm(p["gp_lengths"], desc="P6 lengths"):

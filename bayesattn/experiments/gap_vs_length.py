@@ -81,16 +81,14 @@ def _net(model, params, length_aware: bool, seed: int):
 
 
 def _train(ctx) -> StageOutput:
-    from bayesattn.inference import train
-
     model, p = _model(), ctx.params
     rows, states = [], {}
     for key, aware in (("given_L", True), ("no_L", False)):
         seed = ctx.seed_for(f"train-{key}")
         net = _net(model, p, aware, seed)
-        result = train(net, model, steps=p["steps"], batch_size=p["batch_size"],
-                       seq_len=tuple(p["train_len"]), objective="kl", seed=seed,
-                       device=ctx.device, lr=p.get("lr", 2e-3), progress=ctx.progress)
+        result = ctx.train(key, net, model, steps=p["steps"], batch_size=p["batch_size"],
+                           seq_len=tuple(p["train_len"]), objective="kl", seed=seed,
+                           device=ctx.device, lr=p.get("lr", 2e-3))
         states[key] = net.cpu().state_dict()
         hist = result.history
         tail = hist.tail(max(1, len(hist) // 10))

@@ -208,18 +208,16 @@ def build_net(model, cfg: dict, params: dict, seed: int):
 
 # ----------------------------------------------------------------------------- stages
 def _train(ctx) -> StageOutput:
-    from bayesattn.inference import train
-
     p = ctx.params
     rows, states, seconds = [], {}, {}
     for cfg in ctx.tqdm(configs(p), desc="configurations"):
         model = _model(cfg["model"], p["radius"])
         net = build_net(model, cfg, p, ctx.seed_for("init", cfg["config"]))
         # the same training sequences for every configuration of a model
-        result = train(net, model, steps=p["steps"], batch_size=p["batch_size"],
-                       seq_len=p["L"], objective="kl", train_size=p["train_size"],
-                       seed=ctx.seed_for("data", cfg["model"]), device=ctx.device,
-                       lr=p["lr"], progress=False)
+        result = ctx.train(cfg["config"], net, model, steps=p["steps"],
+                           batch_size=p["batch_size"], seq_len=p["L"], objective="kl",
+                           train_size=p["train_size"], seed=ctx.seed_for("data", cfg["model"]),
+                           device=ctx.device, lr=p["lr"], progress=False)
         states[cfg["config"]] = net.cpu().state_dict()
         seconds[cfg["config"]] = float(result.seconds)  # not in the table: it must reproduce
         tail = result.history.tail(max(1, len(result.history) // 10))

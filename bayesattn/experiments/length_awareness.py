@@ -190,8 +190,6 @@ def _row(name, label, length, metric, est, **extra) -> dict:
 
 # ----------------------------------------------------------------------------- stages
 def _train(ctx) -> StageOutput:
-    from bayesattn.inference import train
-
     p = ctx.params
     rows, states, seconds = [], {}, {}
     for name in MODELS:
@@ -199,9 +197,10 @@ def _train(ctx) -> StageOutput:
         for key, aware, label in NETS:
             seed = ctx.seed_for("train", name, key)
             net = _net(model, p, aware, seed)
-            result = train(net, model, steps=p["steps"], batch_size=p["batch_size"],
-                           seq_len=tuple(p["train_len"]), objective="kl", seed=seed,
-                           device=ctx.device, lr=p.get("lr", 2e-3), progress=ctx.progress)
+            result = ctx.train(f"{name}-{key}", net, model, steps=p["steps"],
+                               batch_size=p["batch_size"], seq_len=tuple(p["train_len"]),
+                               objective="kl", seed=seed, device=ctx.device,
+                               lr=p.get("lr", 2e-3))
             states[f"{name}:{key}"] = net.cpu().state_dict()
             tail = result.history.tail(max(1, len(result.history) // 10))
             rows.append({"model": name, "candidate": label, "metric": "final_train_kl",

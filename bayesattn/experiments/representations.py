@@ -114,13 +114,13 @@ def _net(model, params: dict, seed: int, encoder: str = "set-transformer"):
 def _fit(ctx, net, model, *, steps: int, objective: str, seed: int,
          train_size: int | None = None) -> dict:
     """Train ``net`` in place; return a results row with the final training loss."""
-    from bayesattn.inference import train
 
     p = ctx.params
-    result = train(net, model, steps=steps, batch_size=p["batch_size"],
-                   seq_len=tuple(p["seq_len"]), objective=objective, seed=seed,
-                   device=ctx.device, lr=p["lr"], train_size=train_size,
-                   progress=ctx.progress)
+    # seeds are derived per network, so objective + seed names it within the stage
+    result = ctx.train(f"{objective}-{seed}", net, model, steps=steps,
+                       batch_size=p["batch_size"], seq_len=tuple(p["seq_len"]),
+                       objective=objective, seed=seed, device=ctx.device, lr=p["lr"],
+                       train_size=train_size)
     tail = result.history.tail(max(1, len(result.history) // 10))
     row = {"metric": "final_train_loss", "value": float(tail["loss"].mean()),
            "ci_low": np.nan, "ci_high": np.nan, "se": float(tail["loss"].sem()),

@@ -169,8 +169,6 @@ def _row(est, **keys) -> dict:
 
 # ----------------------------------------------------------------------------- stages
 def _train(ctx) -> StageOutput:
-    from bayesattn.inference import train
-
     p = ctx.params
     rows, states = [], {}
     for train_eps in p["train_eps"]:
@@ -181,9 +179,9 @@ def _train(ctx) -> StageOutput:
             seed = ctx.seed_for("train", regime, rep)
             for variant in VARIANTS:
                 net = build_net(model, p, variant, seed)
-                result = train(net, model, steps=p["steps"], batch_size=p["batch_size"],
-                               seq_len=(2, int(p["train_len"])), objective="kl", seed=seed,
-                               device=ctx.device, lr=p["lr"], progress=ctx.progress)
+                result = ctx.train(f"{regime}-{variant}-{rep}", net, model, steps=p["steps"],
+                                   batch_size=p["batch_size"], seq_len=(2, int(p["train_len"])),
+                                   objective="kl", seed=seed, device=ctx.device, lr=p["lr"])
                 states[f"{regime}:{variant}:{rep}"] = net.cpu().state_dict()
                 tail = result.history.tail(max(1, len(result.history) // 10))
                 rows.append({"regime": regime, "variant": variant, "replicate": rep,

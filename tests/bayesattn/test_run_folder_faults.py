@@ -260,3 +260,68 @@ def test_zero_stays_allowed_where_the_preset_uses_it():
     assert params["depths"] == [0, 1, 2]
     with pytest.raises(ex.InvalidParameterError, match="non-negative"):
         ex.resolve_params(ex.get("oversmoothing-boosting"), "smoke", {"depths": [-1, 2]})
+
+
+TRAIN_SCRIPT = textwrap.dedent('''
+    import os, sys, time
+    import pandas as pd
+    from bayesattn import experiments as ex, models
+    from bayesattn.inference import AmortizedPosterior
+
+    def fit(ctx):
+        model = models.get("beta-bernoulli")
+        net = AmortizedPosterior(model, encoder="deepsets", encoder_options={"dim": 8}, seed=1)
+        gate = os.environ.get("TOY_GATE")
+
+        def wait(step, row, net):  # after step 10's checkpoint: hold until the test acts
+            with open(os.environ["TOY_LOG"], "a") as log:
+                log.write(f"{step}\\n")
+            while step == 10 and gate and not os.path.exists(gate):
+                time.sleep(0.05)
+
+        result = ctx.train("net", net, model, steps=20, batch_size=8, seq_len=6, seed=3,
+                           checkpoint_every=5, callback=wait)
+        return ex.StageOutput(pd.DataFrame({"metric": ["loss"],
+                                            "value": [result.history["loss"].iloc[-1]]}),
+                              {"net": net})
+
+    ex.register(ex.Experiment(
+        name="toy-train", title="toy", claims=("P4",), description="toy",
+        presets={p: {"n": 1} for p in ("smoke", "quick", "full")},
+        stages=(ex.Stage("fit", fit),), verdicts=lambda results, params: []))
+    from bayesattn.cli import main
+    sys.exit(main(sys.argv[1:]))
+''')
+
+
+def test_killed_training_resumes_from_its_checkpoint_with_the_same_bytes(tmp_path):
+    script = tmp_path / "toy_train.py"
+    script.write_text(TRAIN_SCRIPT)
+
+    def start(out, *flags, gate=""):
+        return subprocess.Popen(
+            [sys.executable, str(script), "run", "toy-train", "--preset", "smoke",
+             "--no-progress", "--threads", "1", "--out", str(out), *flags],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "TOY_GATE": str(gate), "TOY_LOG": str(tmp_path / "steps.log")})
+
+    clean = start(tmp_path / "clean")
+    assert clean.wait(timeout=120) == 0, clean.communicate()[1]
+    out = tmp_path / "killed"
+    victim = start(out, gate=tmp_path / "never")
+    _wait_for(out / "checkpoints" / "fit-net" / "checkpoint.pt")
+    time.sleep(0.5)  # let step 10's checkpoint finish (it is written atomically anyway)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert not (out / "stages" / "fit.json").exists()
+    (tmp_path / "steps.log").unlink()
+    resumed = start(out, "--resume")
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    steps = [int(v) for v in (tmp_path / "steps.log").read_text().split()]
+    assert steps == list(range(11, 21)), "the resumed run continued after step 10's checkpoint"
+    (tmp_path / "steps.log").unlink()
+    for name in ("results.csv", "models/fit-net.pt"):
+        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+    assert not (out / "checkpoints").exists(), "a finished run keeps no checkpoints"
+    assert _leftovers(tmp_path) == []

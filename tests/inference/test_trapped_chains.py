@@ -86,6 +86,8 @@ def test_mode_search_finds_the_peak_every_chain_missed(square):
     assert (diag.loc[trapped, "missed_modes"] == 1).all()
     assert (diag.loc[trapped, "r_hat"] < 1.05).all()  # R-hat alone would have passed them
     assert not diag["converged"].any()
+    with pytest.raises(UnconvergedReferenceError, match="missed_modes=1.*every chain missed"):
+        ref.mean()
 
 
 def test_unimodal_reference_finds_no_missed_mode(square):
