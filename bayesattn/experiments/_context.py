@@ -138,6 +138,17 @@ class RunContext:
         return train(net, model, checkpoint_dir=self.checkpoint_dir(key), resume=True,
                      **kwargs)
 
+    def loop_checkpoint(self, key: str, **objects: Any) -> LoopCheckpoint:
+        """Resume state for a stage's own training loop (one that does not use :meth:`train`).
+
+        ``objects`` are what the loop changes: modules, optimizers and schedulers (saved
+        by ``state_dict``) and ``torch.Generator`` s (saved by ``get_state``). If a killed
+        run left a checkpoint in :meth:`checkpoint_dir` (``key``), their states are restored
+        now and ``.start`` / ``.extra`` say where the loop was; call ``.save(step, **extra)``
+        every so many steps. Removed with the stage's other checkpoints when it finishes.
+        """
+        return LoopCheckpoint(self.checkpoint_dir(key), objects)
+
     def tqdm(self, iterable: Any = None, **kwargs: Any) -> Any:
         """A tqdm bar for use inside a stage (below the stage bar, disappears when done)."""
         from tqdm.auto import tqdm
@@ -181,3 +192,44 @@ class _StageArtifacts(Mapping):
 
     def __len__(self) -> int:
         return len(self._ctx._index[self._stage])
+
+
+class LoopCheckpoint:
+    """Checkpoint and resume a stage's own training loop (see :meth:`RunContext.loop_checkpoint`).
+
+    Attributes:
+        start: The step to continue from (0 for a fresh loop).
+        extra: What the last :meth:`save` stored besides the objects (e.g. the losses so
+            far); ``{}`` for a fresh loop.
+    """
+
+    def __init__(self, folder: Path, objects: Mapping[str, Any]) -> None:
+        from bayesattn.inference._amortized import load_torch_file
+
+        self.folder, self.objects = folder, dict(objects)
+        self.start, self.extra = 0, {}
+        path = folder / "loop.pt"
+        if path.exists():
+            state = load_torch_file(path, what="loop checkpoint")
+            for name, obj in self.objects.items():
+                if isinstance(obj, torch_generator()):
+                    obj.set_state(state["objects"][name])
+                else:
+                    obj.load_state_dict(state["objects"][name])
+            self.start, self.extra = int(state["step"]), dict(state["extra"])
+
+    def save(self, step: int, **extra: Any) -> None:
+        """Store the objects' states, ``step`` (the next step to run) and ``extra``."""
+        from bayesattn.inference._amortized import atomic_torch_save
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        states = {name: obj.get_state() if isinstance(obj, torch_generator())
+                  else obj.state_dict() for name, obj in self.objects.items()}
+        atomic_torch_save({"step": int(step), "objects": states, "extra": extra},
+                          self.folder / "loop.pt")
+
+
+def torch_generator() -> type:
+    import torch
+
+    return torch.Generator

@@ -273,6 +273,9 @@ def _ests(values, key: tuple, ctx, **statistic):
 
 
 # ----------------------------------------------------------------------------- stages
+CHECKPOINT_EVERY = 100  # training steps between loop checkpoints (resume after a kill)
+
+
 def _train(ctx) -> StageOutput:
     import torch
 
@@ -291,8 +294,12 @@ def _train(ctx) -> StageOutput:
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
         gen = torch.Generator().manual_seed(seed)
-        losses = []
-        for step in ctx.tqdm(range(steps), desc=f"train {v}"):
+        # a run killed mid-training continues from the last checkpoint on --resume
+        ckpt = ctx.loop_checkpoint(v, net=net, opt=opt, sched=sched, gen=gen)
+        losses = list(ckpt.extra.get("losses", []))
+        history += [{"variant": v, "step": i, "mse_posterior": loss}
+                    for i, loss in enumerate(losses)]
+        for step in ctx.tqdm(range(ckpt.start, steps), desc=f"train {v}"):
             idx = torch.randint(0, len(xt), (int(p["batch_size"]),), generator=gen)
             loss = ((net(xt[idx]) - yt[idx]) ** 2).mean()
             opt.zero_grad()
@@ -301,6 +308,8 @@ def _train(ctx) -> StageOutput:
             sched.step()
             losses.append(float(loss.detach()))
             history.append({"variant": v, "step": step, "mse_posterior": losses[-1]})
+            if (step + 1) % CHECKPOINT_EVERY == 0:
+                ckpt.save(step + 1, losses=losses)
         rows += plateau_rows(pd.DataFrame({"loss": losses}), variant=v)  # convergence table
         tail = np.asarray(losses[-max(1, steps // 10):])
         rows.append({"variant": v, "metric": "final_train_mse", "value": float(tail.mean()),

@@ -151,14 +151,21 @@ def denoise(net, x, positions, *, return_weights: bool = False):
 
 def train_denoiser(net, model, *, steps: int, batch_size: int, lr: float, weight_decay: float,
                    clip: float, data_seed: int, chunk_steps: int, device: str = "cpu",
-                   progress=None) -> pd.DataFrame:
+                   progress=None, checkpoint_dir=None,
+                   checkpoint_every: int = 100) -> pd.DataFrame:
     """AdamW on the MSE to the clean image, cosine decay to lr / 10; fixed, seeded data.
 
     Training images are simulated in chunks of ``chunk_steps * batch_size`` with seeds
     ``derive_seed(data_seed, chunk)``, so every variant sees the same images in the same
-    order. Returns the per-step history (``step``, ``loss``).
+    order. With ``checkpoint_dir`` the loop saves its state every ``checkpoint_every``
+    steps and, when a checkpoint is there, continues from it (the same numbers as an
+    uninterrupted run on a CPU). Returns the per-step history (``step``, ``loss``).
     """
+    from pathlib import Path
+
     import torch
+
+    from ._context import LoopCheckpoint
 
     if steps < 1 or batch_size < 1 or chunk_steps < 1:
         raise ValueError(f"steps, batch_size and chunk_steps must be >= 1; got {steps}, "
@@ -170,13 +177,17 @@ def train_denoiser(net, model, *, steps: int, batch_size: int, lr: float, weight
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     pos = grid_positions(model, batch_size, device)
-    losses = []
-    step_iter = range(steps) if progress is None else progress(range(steps))
+    ckpt = (LoopCheckpoint(Path(checkpoint_dir), {"net": net, "opt": opt, "sched": sched})
+            if checkpoint_dir is not None else None)
+    start = ckpt.start if ckpt is not None else 0
+    losses = list(ckpt.extra.get("losses", [])) if ckpt is not None else []
+    step_iter = range(start, steps) if progress is None else progress(range(start, steps))
     x = y = None
     for step in step_iter:
         k = step % chunk_steps
-        if k == 0:
-            n = min(chunk_steps, steps - step) * batch_size
+        if k == 0 or x is None:  # a new chunk, or resuming inside one
+            first = step - k
+            n = min(chunk_steps, steps - first) * batch_size
             b = model.simulate(n, L, seed=derive_seed(data_seed, step // chunk_steps))
             x, y = b.x.float().to(device), b.y.float().to(device)
         sl = slice(k * batch_size, (k + 1) * batch_size)
@@ -187,6 +198,8 @@ def train_denoiser(net, model, *, steps: int, batch_size: int, lr: float, weight
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        if ckpt is not None and (step + 1) % checkpoint_every == 0:
+            ckpt.save(step + 1, losses=losses)
     return pd.DataFrame({"step": np.arange(1, steps + 1), "loss": losses})
 
 
@@ -233,7 +246,8 @@ def _train(ctx) -> StageOutput:
                                weight_decay=float(p["weight_decay"]), clip=float(p["clip"]),
                                data_seed=ctx.seed_for("train-data", r),
                                chunk_steps=int(p["chunk_steps"]), device=ctx.device,
-                               progress=lambda it, v=variant: ctx.tqdm(it, desc=f"E2 {v}"))
+                               progress=lambda it, v=variant: ctx.tqdm(it, desc=f"E2 {v}"),
+                               checkpoint_dir=ctx.checkpoint_dir(f"{variant}-{r}"))
             states[f"{variant}:{r}"] = net.cpu().state_dict()
             hist.append(h.assign(variant=variant, replicate=r))
             tail = h["loss"].tail(max(1, len(h) // 10))

@@ -80,7 +80,7 @@ def _model():
 # stages -------------------------------------------------------------------------
 def gap_grid(model, *, train_sizes, lengths, steps: int, batch_size: int, objective: str,
              encoder_options: dict, num_test: int, seed: int, device: str, lr: float,
-             num_resamples: int) -> tuple[pd.DataFrame, dict]:
+             num_resamples: int, checkpoint_root=None) -> tuple[pd.DataFrame, dict]:
     """``bayesattn.gaps.generalisation_gap`` (a Set Transformer per (N, L)), plus one
     ``train_loss_plateau`` row per network from its training history: ``value`` is the
     mean training loss over the last 10% of the steps, ``plateau_drop``, ``plateau_se``
@@ -96,7 +96,7 @@ def gap_grid(model, *, train_sizes, lengths, steps: int, batch_size: int, object
         model, train_sizes=train_sizes, lengths=lengths, steps=steps, batch_size=batch_size,
         objective=objective, encoder="set-transformer", encoder_options=encoder_options,
         num_test=num_test, seed=seed, device=device, lr=lr, num_resamples=num_resamples,
-        return_networks=True, return_histories=True)
+        return_networks=True, return_histories=True, checkpoint_root=checkpoint_root)
     rows = []
     for (n, length), history in histories.items():
         try:
@@ -123,7 +123,8 @@ def _gaps(ctx) -> StageOutput:
                 model, train_sizes=p["train_sizes"], lengths=p["lengths"], steps=p["steps"],
                 batch_size=p["batch_size"], objective=objective, encoder_options=options,
                 num_test=p["num_test"], seed=ctx.seed_for("gaps", objective, rep),
-                device=ctx.device, lr=p["lr"], num_resamples=p["num_resamples"])
+                device=ctx.device, lr=p["lr"], num_resamples=p["num_resamples"],
+                checkpoint_root=ctx.checkpoint_dir(f"{objective}-{rep}"))
             if not draws:  # overfitting made visible: exact vs net on fresh sequences
                 length = min(p["lengths"])
                 for n in sorted({min(p["train_sizes"]), max(p["train_sizes"])}):

@@ -10,7 +10,9 @@ the gap's trend in L or N from the summary rows.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,6 +101,7 @@ def generalisation_gap(
     progress: bool = False,
     return_networks: bool = False,
     return_histories: bool = False,
+    checkpoint_root: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame | tuple[Any, ...]:
     """Train on fixed sets of N sequences of L tokens; measure test minus training loss.
 
@@ -126,6 +129,9 @@ def generalisation_gap(
         return_networks: Also return the trained networks, ``{(N, L): net}``.
         return_histories: Also return their training histories, ``{(N, L): DataFrame}``
             (``TrainResult.history``: one row per step), e.g. to check convergence.
+        checkpoint_root: Checkpoint each network into ``checkpoint_root/N<N>-L<L>/`` and
+            resume from there (a killed grid continues where it stopped; same numbers
+            on a CPU).
 
     Returns:
         Tidy frame with columns ``N, L, metric, value, ci_low, ci_high, se, n`` and the
@@ -156,9 +162,11 @@ def generalisation_gap(
             net = AmortizedPosterior(model, encoder=encoder, encoder_options=encoder_options,
                                      seed=seed)
         run_seed = int(np.random.SeedSequence([seed, n, length]).generate_state(1)[0] % 2**31)
+        ckpt = (Path(checkpoint_root) / f"N{n}-L{length}" if checkpoint_root is not None
+                else None)
         result = train(net, model, steps=steps, batch_size=batch_size, seq_len=length,
                        objective=objective, seed=run_seed, device=device, lr=lr, train_size=n,
-                       progress=False)
+                       progress=False, checkpoint_dir=ckpt, resume=ckpt is not None)
         train_set = fixed_training_set(model, n, length, seed=run_seed)
         test_set = model.simulate(num_test, length, seed=run_seed + 1)
         tr = sequence_losses(net, model, train_set)

@@ -325,3 +325,36 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_bytes(tmp_pat
         assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
     assert not (out / "checkpoints").exists(), "a finished run keeps no checkpoints"
     assert _leftovers(tmp_path) == []
+
+
+def test_loop_checkpoint_restores_module_optimizer_scheduler_and_generator(tmp_path):
+    import torch
+
+    from bayesattn.experiments._context import LoopCheckpoint
+
+    def run(stop=None, folder=None):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(3, 1)
+        opt = torch.optim.AdamW(net.parameters(), lr=0.1)
+        sched = torch.optim.lr_scheduler.StepLR(opt, 4, 0.5)
+        gen = torch.Generator().manual_seed(5)
+        ckpt = LoopCheckpoint(folder, {"net": net, "opt": opt, "sched": sched, "gen": gen})
+        losses = list(ckpt.extra.get("losses", []))
+        for step in range(ckpt.start, 10):
+            if step == stop:
+                return None
+            x = torch.randn(8, 3, generator=gen)
+            loss = (net(x) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+            if (step + 1) % 3 == 0:
+                ckpt.save(step + 1, losses=losses)
+        return losses, net.weight.detach().clone()
+
+    full = run(folder=tmp_path / "a")
+    assert run(stop=7, folder=tmp_path / "b") is None  # killed after step 6's checkpoint
+    resumed = run(folder=tmp_path / "b")
+    assert resumed[0] == full[0] and torch.equal(resumed[1], full[1])

@@ -102,6 +102,35 @@ def test_training_is_deterministic_and_learns():
         d2.train_denoiser(runs[0][1], model, **{**kw, "steps": 0})
 
 
+def test_train_denoiser_resumes_from_its_checkpoint_exactly(tmp_path):
+    """Stopped after step 7 (inside the second data chunk), then resumed: the same losses
+    and weights as one uninterrupted run."""
+    model = d2.gp_model(_P)
+    kw = dict(steps=12, batch_size=16, lr=2e-2, weight_decay=0.0, clip=1.0, data_seed=3,
+              chunk_steps=5, checkpoint_every=7)
+    p = dict(_P, num_layers=1)
+    whole = d2.build_net("bilateral", p, seed=1)
+    full = d2.train_denoiser(whole, model, **kw)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_7(steps):
+        for step in steps:
+            if step == 8:
+                raise Stop
+            yield step
+
+    cut = d2.build_net("bilateral", p, seed=1)
+    with pytest.raises(Stop):
+        d2.train_denoiser(cut, model, checkpoint_dir=tmp_path, progress=stop_after_7, **kw)
+    resumed = d2.build_net("bilateral", p, seed=1)
+    again = d2.train_denoiser(resumed, model, checkpoint_dir=tmp_path, **kw)
+    pd.testing.assert_frame_equal(again, full)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_image_metrics():
     rng = np.random.default_rng(0)
     u = rng.normal(size=(5, 16))
