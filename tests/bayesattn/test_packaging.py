@@ -67,6 +67,7 @@ def test_wheel_contains_only_the_bayesattn_namespace(tmp_path):
 LAYER = {
     "metrics": -1, "models": 0, "inference": 1, "gaps": 2, "check": 3,
     "experiments": 4, "report": 4, "plots": 4, "demo": 4, "assignments": 4, "cli": 5,
+    "main__": 5,  # bayesattn.__main__ (python -m bayesattn), the cli's twin
 }
 SOURCE = {name: ROOT / name for name in ("models", "inference", "bayesattn")}
 
