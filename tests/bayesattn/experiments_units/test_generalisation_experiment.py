@@ -127,7 +127,10 @@ def test_gap_grid_is_generalisation_gap_plus_plateaus():
     ours, nets = gen.gap_grid(model, objective="npe", **kw)
     theirs = generalisation_gap(model, objective="npe", encoder="set-transformer", **kw)
     same = ours[ours["metric"] != "train_loss_plateau"].reset_index(drop=True)
-    pd.testing.assert_frame_equal(same[list(theirs.columns)], theirs)
+    # train(threads="auto") may pick a different thread count for each call when the
+    # machine is busy: sums then differ in the last digits (~1e-8), nothing more
+    pd.testing.assert_frame_equal(same[list(theirs.columns)], theirs, check_exact=False,
+                                  rtol=1e-5)
     plateau = ours[ours["metric"] == "train_loss_plateau"]
     assert len(plateau) == 2 and set(nets) == {(8, 4), (16, 4)}
     assert plateau[["value", "plateau_drop", "plateau_se"]].notna().all().all()
