@@ -177,13 +177,14 @@ def run_numpyro_nuts(
         z0 = jax.tree_util.tree_map(
             lambda a: a.reshape((b, num_chains) + a.shape[1:]), info.z
         )
-        z0 = _antithetic(z0, num_chains, potential_gen=_potential_gen(model, xj[0], mj[0]),
-                         x=xj, m=mj)
+        potential_gen = _potential_gen(model, xj[0], mj[0])  # shared by starts and search
+        z0 = _antithetic(z0, num_chains, potential_gen=potential_gen, x=xj, m=mj)
         run_keys = jax.random.split(key_run, b * num_chains).reshape(b, num_chains, -1)
         z_unc, stats = sampler(run_keys, z0, xj, mj)
         missed = None
         if mode_search:
-            missed = _missed_modes(model, xj, mj, z_unc, jax.random.fold_in(key_init, 1))
+            missed = _missed_modes(model, xj, mj, z_unc, jax.random.fold_in(key_init, 1),
+                                   potential_gen)
         # Map unconstrained draws to the support (does not depend on the data).
         postprocess = postprocess_gen(xj[0], mj[0])
         flat = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[3:]), z_unc)
@@ -235,7 +236,7 @@ def _antithetic(z0, num_chains: int, *, potential_gen, x, m):
     return jax.tree_util.tree_map(pick, z1, z0)
 
 
-def _missed_modes(model: ExchangeableModel, x, m, z_unc, key) -> np.ndarray:
+def _missed_modes(model: ExchangeableModel, x, m, z_unc, key, potential_gen) -> np.ndarray:
     """How many local modes of each dataset's posterior no chain visited.
 
     From :data:`MODE_SEARCH_STARTS` points, half drawn uniformly in ``(-INIT_RADIUS,
@@ -257,7 +258,6 @@ def _missed_modes(model: ExchangeableModel, x, m, z_unc, key) -> np.ndarray:
     from numpyro.infer import init_to_sample
     from numpyro.infer.util import initialize_model
 
-    potential_gen = _potential_gen(model, x[0], m[0])
     one = jax.tree_util.tree_map(lambda a: a[0, 0, 0], z_unc)
     _, unravel = ravel_pytree(one)
     flat = jax.vmap(jax.vmap(jax.vmap(lambda t: ravel_pytree(t)[0])))(z_unc)  # (B, C, S, d)
