@@ -3,22 +3,29 @@
 #                 torch thread (the same numbers whatever else runs on the machine)
 #                 (approximation gap vs L, quick preset) into runs/
 #   make test   - create .venv, install bayesattn[dev], run the test suite
-# Also: make demo (exact vs NUTS ground-truth demo), make benchmark, make lint.
-# CPU machines install the CPU build of torch through the constraints file.
+# Also: make lab (JupyterLab on notebooks/ with the project's kernel), make demo
+# (exact vs NUTS ground-truth demo), make benchmark, make lint.
+# The constraints file pins torch's version only. Where pip finds no CPU wheel of that
+# version locally (any ordinary Linux machine), PyPI's default Linux torch comes with
+# CUDA libraries (several GB); to get the CPU-only build from PyTorch's own index:
+#                    make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
 # On a GPU machine:  make test TORCH_CONSTRAINTS=   (pip picks your CUDA torch)
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_CONSTRAINTS ?= .ci/constraints-cpu.txt
+TORCH_INDEX ?=
 PIP_CONSTRAINT_ARGS = $(if $(TORCH_CONSTRAINTS),-c $(TORCH_CONSTRAINTS))
 STAMP = $(VENV)/.installed
 
-.PHONY: setup run demo test lint benchmark
+.PHONY: setup run demo test lint benchmark lab
 
 RUN_OUT ?= runs/gap-vs-length-quick-seed0
 
 $(STAMP): pyproject.toml $(TORCH_CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		$(PIP_CONSTRAINT_ARGS) --index-url $(TORCH_INDEX) torch)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(PIP_CONSTRAINT_ARGS) -e ".[dev]"
 	touch $(STAMP)
 
@@ -34,6 +41,10 @@ test: $(STAMP)
 	@$(VENV)/bin/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5) - treating as failure"; fi; \
 	exit $$rc
+
+lab: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(PIP_CONSTRAINT_ARGS) -e ".[dev,lab]"
+	$(VENV)/bin/jupyter lab notebooks
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayesattn models inference tests benchmarks
