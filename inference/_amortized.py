@@ -6,7 +6,7 @@
 Softmax attention outputs averages, so it cannot tell a set from the same set
 repeated; the exact posterior sharpens with L. ``length_aware=True`` (default)
 appends log L, the number of real tokens, to the pooled representation
-(SCIENCE.md, P12: the length-awareness gap).
+(docs/claims.md#p12: the length-awareness gap).
 """
 
 from __future__ import annotations

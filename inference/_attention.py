@@ -1,7 +1,7 @@
 """Multi-head attention over sets, with a boolean key mask and a pluggable kernel.
 
 The similarity kernel is a small module of its own (:class:`AttentionKernel`), so a new
-variant (bilateral or twicing attention, SCIENCE.md paper 2) is one subclass plus
+variant (bilateral or twicing attention, docs/claims.md#paper-2) is one subclass plus
 ``@register_kernel("name")``; :class:`MultiHeadAttention` and every encoder pick it up by
 name. Built-in kernels:
 

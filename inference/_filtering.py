@@ -1,6 +1,6 @@
 """Paper 2's filtering view of attention: positions, the bilateral kernel, twicing.
 
-Paper 2 of SCIENCE.md (Abdullaev, Tkachenko, Nguyen, *Revisiting Transformers with
+Paper 2 of docs/claims.md (Abdullaev, Tkachenko, Nguyen, *Revisiting Transformers with
 Insights from Image Filtering (and Boosting)*, arXiv 2506.10371) reads tokens as noisy
 pixels with a position each. Two ways to give attention positions live here:
 
@@ -15,7 +15,7 @@ pixels with a position each. Two ways to give attention positions live here:
   ``(2A - A^2) V``, computed without forming ``A^2``.
 
 This is our reconstruction of the paper from its abstract and core equations (the
-full text was not available); see SCIENCE.md.
+full text was not available); see docs/claims.md#reconstructions.
 
 Positions are float tensors ``(B, L)`` (a 1-D sequence) or ``(B, L, P)`` (e.g. ``P = 2``
 for a 2-D patch grid); ``D`` is the squared Euclidean distance.
@@ -120,7 +120,7 @@ class BilateralKernel(LogitKernel):
 
     OUR RECONSTRUCTION of the bilateral attention of paper 2 (Abdullaev, Tkachenko,
     Nguyen, arXiv 2506.10371): only the abstract and core equations were available, see
-    SCIENCE.md, "Paper 2 - attention through image filtering". The spatial kernel
+    docs/claims.md#paper-2 and #reconstructions. The spatial kernel
     (positions) and the range kernel (content) multiply, so there is no additive
     positional encoding and no cross term; ``sigma_h -> inf`` recovers the range kernel
     alone (plain softmax attention for ``range="dot"``).

@@ -284,7 +284,7 @@ class LinearRegressionOracle(nn.Module):
     """CME attention with the desired parameter for the ``linear-regression`` model.
 
     Linear kernel on ``phi(k) = k`` and ``n_b lambda_b = sigma^2 / tau^2``; the output is
-    the exact posterior predictive mean ``phi(q)^T mu_L`` for every L (SCIENCE.md).
+    the exact posterior predictive mean ``phi(q)^T mu_L`` for every L (docs/claims.md#p5).
 
     Args:
         model: A :class:`bayesattn.models.linear_regression.LinearRegression`.

@@ -1,6 +1,6 @@
 """``SequenceModel``: ground-truth models whose tokens have positions (not exchangeable).
 
-The filtering experiments of paper 2 (SCIENCE.md) need signals, not sets: a
+The filtering experiments of paper 2 (docs/claims.md#paper-2) need signals, not sets: a
 piecewise-constant signal with a latent segmentation (``change-point``) and a
 Gaussian-process signal (``gp-signal``). Their latent is one value *per token*
 (``z`` of shape ``(B, L)``) and permuting the tokens changes the model, so they

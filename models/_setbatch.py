@@ -1,4 +1,4 @@
-"""The simulated batch that flows down the data path (DESIGN.md)."""
+"""The simulated batch that flows down the data path (docs/architecture.md#data-path)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
     z ~ Beta(a, b)        x_i | z ~ Bernoulli(z)        y | z ~ Bernoulli(z)
 
 y is the next flip. Conjugate: ``z | x ~ Beta(a + sum x_i, b + L - sum x_i)``,
-a function of (L, mean x) only (SCIENCE.md, exponential-family tokens).
+a function of (L, mean x) only (docs/claims.md#paper-1, exponential-family tokens).
 """
 
 from __future__ import annotations

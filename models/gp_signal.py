@@ -6,7 +6,7 @@
 ``p_i = i`` or, with ``grid_width = W``, on a 2-D grid ``p_i = (i // W, i % W)``
 (row-major image patches). ``k`` is RBF or Matérn 1/2, 3/2, 5/2. The posterior is
 Gaussian with mean ``W x`` where ``W = S (S + s^2 I)^-1`` is the posterior-mean
-smoother of SCIENCE.md (paper 2), and covariance ``S - S (S + s^2 I)^-1 S``.
+smoother of paper 2 (docs/claims.md#paper-2), and covariance ``S - S (S + s^2 I)^-1 S``.
 Masked positions are missing observations (the posterior still covers them).
 """
 

@@ -12,7 +12,7 @@ with identity features ``phi(k) = k`` and a fixed query ``q``. Given ``z`` the p
 Conjugate: ``z | x ~ N(mu_L, P^-1)`` with precision ``P = I / tau^2 + K^T K / sigma^2``
 and mean ``mu_L = P^-1 K^T v / sigma^2`` (``K``: the ``L x p`` matrix of keys, ``v``
 the values, padded rows dropped). The posterior predictive mean at a query
-``q`` is ``phi(q)^T mu_L``, which CME attention reproduces exactly (SCIENCE.md).
+``q`` is ``phi(q)^T mu_L``, which CME attention reproduces exactly (docs/claims.md#p5).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``check_attention_is_bayes``: attention against its exact Bayesian target (paper 1).
 
-Two tasks (SCIENCE.md, "Inference"):
+Two tasks (claim P5, docs/claims.md#p5):
 
 * ``"cme"``: in-context Bayesian linear regression. CME attention with the linear
   kernel and ``n lambda = sigma^2 / tau^2`` equals the exact posterior predictive mean

@@ -16,7 +16,7 @@ q^T mu_L, in units of the exact predictive sd sqrt(sigma^2 + q^T Sigma_L q):
   with the exact-KL objective on L in a training range; its readout is q^T E_q[z].
 
 Errors are also reported in units of the posterior sd of the regression function,
-sqrt(q^T Sigma_L q), which shrinks with L (SCIENCE.md's caution). The log-log slope of
+sqrt(q^T Sigma_L q), which shrinks with L (docs/claims.md#caution). The log-log slope of
 the softmax error against L is fitted with a bootstrap CI over sequences; no rate is
 assumed.
 

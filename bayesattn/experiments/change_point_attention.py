@@ -3,7 +3,7 @@ positional variants (E7) and learned attention rows vs the exact posterior
 co-segmentation (E8).
 
 Paper 2's formulation (attention as a bilateral image filter; bilateral self-attention as a
-separable spatial x range kernel) is our reconstruction from SCIENCE.md: its full text was
+separable spatial x range kernel) is our reconstruction (docs/claims.md#e7): its full text was
 not available. Model: ``change-point`` (a sticky HMM with K known levels, Gaussian noise,
 ``bayesattn.models.get_sequence("change-point", ...)``). Tokens are the noisy values x_i at
 positions i = 0 .. L-1; the exact posterior mean E[u_i | x], variance Var[u_i | x] and the

@@ -55,7 +55,7 @@ errors are the misspecification cost (how far the clean posterior is from p_ε).
 Degradation = TV_ε(ε_max) - TV_ε(0)
 per sequence, and paired differences of degradation against the dot-product softmax
 decide E5. Paper 2's formulation (bilateral/twicing attention, the ε-contamination
-reading) is our reconstruction from SCIENCE.md; its full text was not available.
+reading) is our reconstruction (docs/claims.md#e5); its full text was not available.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Length-awareness gap (P12): calibration of attention posteriors with and without L.
 
 Softmax attention pools tokens into averages, so a network that never sees the number
-of tokens L cannot tell how sharp the exact posterior should be (SCIENCE.md, P12).
+of tokens L cannot tell how sharp the exact posterior should be (docs/claims.md#p12).
 Two conjugate models give exact posteriors that sharpen with L: ``normal-mean``
 (d = 1, unit noise, N(0, 1) prior; Gaussian head) and ``dirichlet-categorical``
 (K = 3, alpha = 1; Dirichlet head). On each, two Set Transformers are trained with

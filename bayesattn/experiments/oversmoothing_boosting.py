@@ -11,7 +11,7 @@ logits). Starting from x^0 = x (L tokens in R^d) four L_depth-layer stacks are a
 t = 1 .. max depth:
 ``plain`` x <- A x (no residual, A^t); ``residual`` x <- (x + A x) / 2 (the normalised
 residual); ``twicing`` x <- (2A - A^2) x; ``boosting`` x <- (x + A x) / 2 + lambda (x^0 - x)
-(the boosting residual of SCIENCE.md with its residual branch normalised by 1/2, so the
+(the boosting residual of docs/claims.md#e3 with its residual branch normalised by 1/2, so the
 scale stays bounded). Per sequence and depth: MSE to the clean signal u and to the exact
 posterior mean W x, the mean pairwise cosine similarity of the L tokens, and the
 entropy effective rank exp(H(sigma / sum sigma)) of the L x d token matrix (sigma its

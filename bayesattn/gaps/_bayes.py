@@ -1,7 +1,7 @@
 """The exact posterior predictive of the target y, and the Bayes risk it gives.
 
 For every model with an exact posterior ``pi(X) = P(z | X)`` the Bayes predictor of
-``y`` is ``P(y | X) = int P(y | z) pi(X)(dz)`` (SCIENCE.md, paper 1: pi is sufficient).
+``y`` is ``P(y | X) = int P(y | z) pi(X)(dz)`` (docs/claims.md#p1: pi is sufficient).
 Its expected log loss, the *Bayes risk*, is the floor against which the sufficiency
 gap of a representation is measured.
 

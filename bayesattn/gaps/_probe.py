@@ -2,7 +2,7 @@
 
 A probe is a small predictor fitted on top of a frozen representation; its test
 negative log-likelihood, compared with the Bayes risk, is the *sufficiency gap* of
-the representation (SCIENCE.md, P1). Two families:
+the representation (docs/claims.md#p1). Two families:
 
 - ``"categorical"``: multinomial logistic regression (``hidden=0``) or a one-hidden-
   layer MLP with a softmax output;

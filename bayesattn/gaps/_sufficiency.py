@@ -1,6 +1,6 @@
 """Sufficiency gap: how much a frozen representation loses for predicting y (P1).
 
-Paper 1 (SCIENCE.md): the latent posterior ``pi(X) = P(z | X)`` is a sufficient
+Paper 1 (docs/claims.md#p1): the latent posterior ``pi(X) = P(z | X)`` is a sufficient
 representation, ``P(y | X) = int P(y | z) pi(X)(dz)``. For a representation
 ``r(X) in R^d`` we fit a probe for ``y`` on ``r`` (training sequences), and report on
 independent test sequences

@@ -1,6 +1,6 @@
 """Masked-token pretraining and its transfer to a downstream target (P9, P10).
 
-**Condition number (reconstruction, SCIENCE.md).** For a finite latent z in {1..K}
+**Condition number (reconstruction, docs/claims.md#p9).** For a finite latent z in {1..K}
 with token law ``A_x`` (K x V, rows ``P(x | z=k)``) and target law ``A_y`` (K x C), a
 change ``Delta`` of the posterior (``1'Delta = 0``) moves the token predictive by
 ``A_x' Delta`` and the target predictive by ``A_y' Delta``. With ``U`` an orthonormal

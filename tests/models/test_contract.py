@@ -1,4 +1,4 @@
-"""The model contract (DESIGN.md), checked for every registered model."""
+"""The model contract (docs/architecture.md#public-api), checked for every registered model."""
 
 from __future__ import annotations
 
