@@ -50,7 +50,7 @@ def compare_exact_and_nuts(
         num_chains=num_chains, seed=seed,
     )
     diag = nuts.diagnostics
-    em, es = exact.mean().numpy(), exact.std().numpy()
+    em, es = exact.mean.numpy(), exact.stddev.numpy()
     draws = nuts.draws().numpy()
     nm, ns = draws.mean(0), draws.std(0)
     z = batch.z.numpy()

@@ -2,8 +2,9 @@
 
 Ground truth:
     ``reference_posterior(model, x, method="auto"|"exact"|"nuts"|"pyro-nuts")`` returns a
-    :class:`Reference` with draws, mean, log_prob (exact only), ArviZ ``idata``,
-    per-dataset ``diagnostics`` and a ``converged`` gate.
+    :class:`Reference` with ``sample`` and ``draws``, the properties ``mean``, ``stddev``
+    and ``variance`` (as on torch distributions), ``log_prob`` (exact only), ArviZ
+    ``idata``, per-dataset ``diagnostics`` and a ``converged`` gate.
 
 Amortized inference:
     :class:`AmortizedPosterior` (a set encoder - Set Transformer, transformer without

@@ -56,9 +56,11 @@ def reference_posterior(
             ``num_chains * num_samples``).
         num_warmup: Warm-up iterations per chain (MCMC only).
         num_chains: Chains per dataset (>= 4 recommended; R-hat needs >= 2).
-        seed: Integer seed.
+        seed: Integer seed of the MCMC run (or of the exact draws stored in ``idata``);
+            the same seed gives the same reference. ``Reference.sample`` takes its own.
         allow_unconverged: Let an MCMC reference that fails the gate serve as ground
-            truth anyway (otherwise ``sample``/``mean`` raise).
+            truth anyway (otherwise ``sample``, ``draws`` and the properties ``mean``,
+            ``stddev``, ``variance`` raise).
         gate: Convergence thresholds (default r_hat <= 1.01, ESS >= 400, no divergences).
         target_accept_prob: NUTS step-size adaptation target.
         max_tree_depth: NUTS maximum tree depth.

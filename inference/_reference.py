@@ -22,6 +22,23 @@ def _latent_dims(latent_shape: tuple[int, ...]) -> list[str]:
     return [f"z_dim_{i}" for i in range(len(latent_shape))]
 
 
+def _sample_shape(sample_shape: Any) -> torch.Size:
+    """``sample_shape`` as a torch.Size: an int n gives ``(n,)``; every size must be >= 1."""
+    sizes = (sample_shape,) if isinstance(sample_shape, (int, np.integer)) else sample_shape
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        sizes = None
+    if sizes is None or any(
+        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in sizes
+    ):
+        raise ValueError(
+            "sample_shape must be an int >= 1 or a tuple of ints >= 1 (e.g. 100 or (10, 10)); "
+            f"got {sample_shape!r}."
+        )
+    return torch.Size(int(v) for v in sizes)
+
+
 def build_idata(
     z: np.ndarray,
     x: torch.Tensor,
@@ -57,10 +74,14 @@ class Reference:
     Build it with :func:`bayesattn.inference.reference_posterior`. Exact references
     wrap a closed-form torch Distribution; MCMC references hold draws. Using an
     MCMC reference that failed the convergence gate (``.converged`` is False) as
-    ground truth (``sample``, ``mean``, ``std``, ``draws``) raises
-    :class:`UnconvergedReferenceError` unless it was built with
+    ground truth (``sample``, ``draws`` and the properties ``mean``, ``stddev``,
+    ``variance``) raises :class:`UnconvergedReferenceError` unless it was built with
     ``allow_unconverged=True``; ``idata`` and ``diagnostics`` stay readable so you
     can see what went wrong.
+
+    As on a torch Distribution, ``mean``, ``stddev`` and ``variance`` are properties
+    (``ref.mean``, not ``ref.mean()``) and ``sample(sample_shape)`` draws from torch's
+    global RNG unless given a ``seed``.
 
     Attributes:
         model: The model.
@@ -72,7 +93,8 @@ class Reference:
         diagnostics: DataFrame, one row per dataset: r_hat, ess_bulk, ess_tail,
             divergences, converged.
         gate: The thresholds used for ``converged``.
-        seed: The seed used.
+        seed: The seed :func:`reference_posterior` used (its stored draws, the MCMC run);
+            :meth:`sample` takes its own ``seed``.
         wall_time_s: Seconds spent computing the reference.
     """
 
@@ -144,35 +166,58 @@ class Reference:
             self._draws = z.reshape((-1,) + tuple(z.shape[2:]))
         return self._draws
 
-    def sample(self, n: int, *, seed: int = 0) -> torch.Tensor:
-        """``n`` posterior draws per dataset, shape ``(n, B, *latent_shape)``.
+    def sample(self, sample_shape: int | tuple[int, ...] | torch.Size = (), *,
+               seed: int | None = None) -> torch.Tensor:
+        """Posterior draws per dataset, shape ``(*sample_shape, B, *latent_shape)``.
 
-        Exact references draw fresh samples; MCMC references return a random subset
-        (without replacement) of the stored draws, so ``n`` may not exceed
-        ``num_chains * num_samples``.
+        As with a torch Distribution, ``sample()`` gives one draw per dataset (shape
+        ``(B, *latent_shape)``), ``sample(n)`` or ``sample((n,))`` gives ``n`` and a tuple
+        gives that batch of draws. Exact references draw fresh samples; MCMC references
+        return a random subset (without replacement) of the stored draws, so the number of
+        draws ``prod(sample_shape)`` may not exceed ``num_chains * num_samples``.
+
+        Args:
+            sample_shape: An int ``n`` or a shape (each size >= 1).
+            seed: None (default) draws from torch's global RNG, so ``torch.manual_seed``
+                governs it and two calls give different draws, as torch distributions do.
+                An int gives reproducible draws from a private RNG seeded with it and
+                leaves the global RNG state untouched.
         """
         self._check_usable()
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be an integer >= 1; got {n!r}.")
+        shape = _sample_shape(sample_shape)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"seed must be an int or None; got {seed!r}.")
         if self.distribution is not None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(seed))
-                return self.distribution.sample((int(n),))
+            if seed is None:
+                return self.distribution.sample(shape)
+            # Seed only the generator the draw uses, inside a fork (torch.manual_seed would
+            # also reseed every CUDA device and leave their states changed).
+            device = self.x.device
+            fork_devices = [device] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=fork_devices, device_type=device.type):
+                torch.default_generator.manual_seed(int(seed))
+                if device.type == "cuda":
+                    with torch.cuda.device(device):
+                        torch.cuda.manual_seed(int(seed))
+                return self.distribution.sample(shape)
         pooled = self.draws()
+        n = shape.numel()
         if n > pooled.shape[0]:
             raise ValueError(
                 f"asked for {n} draws but this {self.method} reference stores {pooled.shape[0]} "
                 "per dataset; rebuild it with a larger num_samples or num_chains."
             )
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = None if seed is None else torch.Generator().manual_seed(int(seed))
         idx = torch.randperm(pooled.shape[0], generator=gen)[:n]
-        return pooled[idx]
+        return pooled[idx].reshape(shape + pooled.shape[1:])
 
+    @property
     def mean(self) -> torch.Tensor:
-        """Posterior mean per dataset, shape ``(B, *latent_shape)``.
+        """Posterior mean per dataset, shape ``(B, *latent_shape)`` (a property, as in torch).
 
         For a discrete latent ``z ∈ {0..K-1}`` this is E[one_hot(z)], i.e. the
-        posterior probabilities, shape ``(B, K)``.
+        posterior probabilities, shape ``(B, K)``. MCMC references average the stored
+        draws.
         """
         self._check_usable()
         if self.distribution is not None:
@@ -181,16 +226,54 @@ class Reference:
             return self.distribution.mean
         return self.draws().mean(0)
 
-    def std(self) -> torch.Tensor:
-        """Posterior standard deviation per coordinate, shape ``(B, *latent_shape)``."""
+    @property
+    def variance(self) -> torch.Tensor:
+        """Posterior variance per coordinate, shape ``(B, *latent_shape)``.
+
+        MCMC references use the sample variance of the stored draws (divisor ``S - 1``).
+
+        Raises:
+            TypeError: for a discrete latent (use :attr:`mean`, the probabilities).
+        """
         self._check_usable()
-        if self.model.latent_is_discrete:
-            raise TypeError(
-                f"{self.model.name} has a discrete latent; use mean() (posterior probabilities)."
-            )
+        self._check_continuous("variance")
+        if self.distribution is not None:
+            return self.distribution.variance
+        return self.draws().var(0)
+
+    @property
+    def stddev(self) -> torch.Tensor:
+        """Posterior standard deviation per coordinate, shape ``(B, *latent_shape)``.
+
+        MCMC references use the sample standard deviation of the stored draws.
+
+        Raises:
+            TypeError: for a discrete latent (use :attr:`mean`, the probabilities).
+        """
+        self._check_usable()
+        self._check_continuous("stddev")
         if self.distribution is not None:
             return self.distribution.stddev
         return self.draws().std(0)
+
+    def _check_continuous(self, what: str) -> None:
+        if self.model.latent_is_discrete:
+            raise TypeError(
+                f"{self.model.name} has a discrete latent, so {what} is not defined; use "
+                ".mean (the posterior probabilities)."
+            )
+
+    @property
+    def std(self) -> torch.Tensor:
+        """Not defined: the standard deviation is :attr:`stddev` (torch's name).
+
+        Reading it raises AttributeError naming the right property (the method ``std()``
+        of earlier versions became the property ``stddev``).
+        """
+        raise AttributeError(
+            "'Reference' object has no attribute 'std'; the posterior standard deviation "
+            "is the property .stddev (torch naming, like .mean and .variance)."
+        )
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """Exact log p(z | x_b), for z of shape ``(..., B, *latent_shape)``.

@@ -39,10 +39,10 @@ def test_nuts_matches_exact_posterior(name):
     ess = torch.tensor(ref.diagnostics["ess_bulk"].to_numpy()).reshape(
         (-1,) + (1,) * len(m.latent_shape)
     )
-    sd = exact.std()
-    mean_err = (ref.mean() - exact.mean()).abs() / (sd / ess.sqrt())
+    sd = exact.stddev
+    mean_err = (ref.mean - exact.mean).abs() / (sd / ess.sqrt())
     assert float(mean_err.max()) < Z, mean_err
-    sd_err = (ref.std() - sd).abs() / (1.5 * sd / (2 * ess).sqrt())
+    sd_err = (ref.stddev - sd).abs() / (1.5 * sd / (2 * ess).sqrt())
     assert float(sd_err.max()) < Z, sd_err
 
 
@@ -71,7 +71,7 @@ def test_nuts_matches_importance_sampling_without_closed_form(name):
     assert ref.method == "nuts" and ref.converged, ref.diagnostics
     is_mean, is_var, is_ess = _importance_mean(m, batch.x, 200_000, seed=3)
     assert is_ess > 2000
-    nuts_mean = ref.mean().reshape(-1)
+    nuts_mean = ref.mean.reshape(-1)
     ess = float(ref.diagnostics["ess_bulk"].iloc[0])
     se = (is_var / ess + is_var / is_ess).sqrt()
     assert float(((nuts_mean - is_mean).abs() / se).max()) < Z
@@ -130,7 +130,7 @@ def test_exact_reference_api():
     s = ref.sample(7, seed=1)
     assert s.shape == (7, 4, *m.latent_shape)
     assert torch.equal(s, ref.sample(7, seed=1))
-    assert ref.mean().shape == (4, *m.latent_shape)
+    assert ref.mean.shape == (4, *m.latent_shape)
     assert ref.log_prob(batch.z).shape == (4,)
     assert ref.idata.posterior["z"].dims[:3] == ("chain", "draw", "dataset")
     assert ref.idata.posterior.sizes["chain"] == 4 and ref.idata.posterior.sizes["draw"] == 50
@@ -141,9 +141,9 @@ def test_discrete_reference_mean_is_probabilities():
     m = models.get("concept-mixture")
     batch = m.simulate(3, 5, seed=0)
     ref = inference.reference_posterior(m, batch.x)
-    torch.testing.assert_close(ref.mean(), m.exact_posterior(batch.x).probs)
+    torch.testing.assert_close(ref.mean, m.exact_posterior(batch.x).probs)
     with pytest.raises(TypeError, match="discrete"):
-        ref.std()
+        _ = ref.stddev
     with pytest.raises(ValueError, match="discrete"):
         inference.reference_posterior(m, batch.x, method="nuts")
 
@@ -157,14 +157,14 @@ def test_unconverged_reference_refuses_to_be_ground_truth():
     assert {"posterior", "sample_stats", "observed_data"} <= set(ref.idata.groups())
     assert len(ref.diagnostics) == 2  # still readable
     with pytest.raises(UnconvergedReferenceError, match="ess_bulk"):
-        ref.mean()
+        _ = ref.mean
     with pytest.raises(UnconvergedReferenceError):
         ref.sample(5)
     loose = inference.reference_posterior(m, batch.x, method="nuts", num_samples=15,
                                           num_warmup=10, seed=0, allow_unconverged=True)
-    assert loose.mean().shape == (2,)
+    assert loose.mean.shape == (2,)
     with pytest.raises(NoExactPosterior, match="log_prob"):
-        loose.log_prob(loose.mean())
+        loose.log_prob(loose.mean)
     with pytest.raises(ValueError, match="stores 60"):
         loose.sample(61)
 
@@ -226,7 +226,7 @@ def test_gate_requires_four_chains():
     assert float(ref.diagnostics["ess_bulk"].min()) > 400  # would pass on ESS alone
     assert not ref.converged
     with pytest.raises(UnconvergedReferenceError, match="ran 2 chains"):
-        ref.mean()
+        _ = ref.mean
     one = inference.reference_posterior(m, x, method="nuts", num_chains=1, num_samples=50,
                                         num_warmup=50, seed=0)
     assert not one.converged and one.diagnostics["r_hat"].isna().all()

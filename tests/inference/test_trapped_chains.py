@@ -74,7 +74,7 @@ def test_mirror_image_peaks_split_the_chains_and_fail_the_gate(square):
     assert (sides == 2).all(), "antithetic starts put two chains on each side"
     assert (ref.diagnostics["r_hat"] > 1.1).all() and not ref.diagnostics["converged"].any()
     with pytest.raises(UnconvergedReferenceError):
-        ref.mean()
+        _ = ref.mean
 
 
 def test_mode_search_finds_the_peak_every_chain_missed(square):
@@ -87,7 +87,7 @@ def test_mode_search_finds_the_peak_every_chain_missed(square):
     assert (diag.loc[trapped, "r_hat"] < 1.05).all()  # R-hat alone would have passed them
     assert not diag["converged"].any()
     with pytest.raises(UnconvergedReferenceError, match="missed_modes=1.*every chain missed"):
-        ref.mean()
+        _ = ref.mean
 
 
 def test_unimodal_reference_finds_no_missed_mode(square):
