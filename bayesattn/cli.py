@@ -1,5 +1,6 @@
 """The ``bayesattn`` command.
 
+    bayesattn --version              print ``bayesattn <version>``
     bayesattn models                 list the model zoo
     bayesattn demo [options]         exact vs NUTS posteriors on simulated data
     bayesattn list [NAME]            list the experiments (or describe one)
@@ -170,6 +171,20 @@ def _cmd_assignment(args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    """The installed distribution's version (``importlib.metadata``), else
+    ``bayesattn.__version__`` (e.g. sources used without being installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("bayesattn")
+    except PackageNotFoundError:
+        import bayesattn
+
+        return str(getattr(bayesattn, "__version__", "unknown"))
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``bayesattn: error: ...`` and exit status 2."""
 
@@ -181,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bayesattn", description="Attention on trial against exact Bayesian posteriors."
     )
+    parser.add_argument("--version", action="version", version=f"bayesattn {version()}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list the model zoo").set_defaults(func=_cmd_models)
     from bayesattn.demo import DEFAULT_MODELS

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bayesattn.experiments import NotARunFolderError, Verdict
+from bayesattn.experiments import NOT_ASSESSED, NotARunFolderError, Verdict
 
 
 def write_report(out: str | os.PathLike[str]) -> Path:
@@ -65,7 +65,10 @@ def render_report(out: str | os.PathLike[str]) -> str:
     except pd.errors.EmptyDataError:
         results = pd.DataFrame({"stage": []})
 
+    plumbing = is_plumbing_check(config)
     lines = [f"# {config.get('title') or config['experiment']}", ""]
+    if plumbing:
+        lines += [_plumbing_note(config), ""]
     lines += [
         f"Experiment `{config['experiment']}` · claims {', '.join(config.get('claims', []))} · "
         f"preset `{config.get('preset')}` · seed {config.get('seed')} · "
@@ -77,8 +80,10 @@ def render_report(out: str | os.PathLike[str]) -> str:
 
     lines += ["## Verdicts", ""]
     if verdicts:
-        rows = [(f"**{v.claim}** {v.statement}", v.expected, v.measured, f"**{v.verdict}**")
-                for v in verdicts]
+        # a plumbing check assesses no claim (also in run folders written before the
+        # runner said so in verdicts.json)
+        rows = [(f"**{v.claim}** {v.statement}", v.expected, v.measured,
+                 f"**{NOT_ASSESSED if plumbing else v.verdict}**") for v in verdicts]
         lines += [markdown_table(["claim", "expected", "measured", "verdict"], rows), ""]
     else:
         lines += ["(this experiment states no verdicts)", ""]
@@ -141,9 +146,28 @@ def render_report(out: str | os.PathLike[str]) -> str:
 
     lines += ["## Reproduce", "", "```bash", _reproduce(config, None), "```", "",
               "Regenerate this report from the saved files with "
-              f"`bayesattn report {Path(config.get('out') or out).name}`.",
+              f"`bayesattn report {shlex.quote(str(config.get('out') or out))}` (the run "
+              "folder where it ran; give its new path if it has moved).",
               ""]
     return "\n".join(lines)
+
+
+def is_plumbing_check(config: dict[str, Any]) -> bool:
+    """Whether the run of ``config`` (a ``config.json``) is a plumbing check: the smoke
+    preset's settings, whose claims are not assessed (see ``bayesattn.experiments.run``).
+    Run folders written before ``plumbing_check`` was recorded: a ``smoke`` preset."""
+    return bool(config.get("plumbing_check", config.get("preset") == "smoke"))
+
+
+def _plumbing_note(config: dict[str, Any]) -> str:
+    preset = config.get("preset")
+    settings = ("the `smoke` preset" if preset == "smoke"
+                else f"preset `{preset}` with the smoke preset's settings")
+    return (f"> **Plumbing check, not evidence.** This run used {settings}: sizes chosen to "
+            "finish in seconds, to show that every stage, file and figure is produced. No "
+            f"claim is assessed (every verdict reads *{NOT_ASSESSED}*), and no number below "
+            "is evidence for or against a claim. To test the claims, run the `quick` or "
+            "`full` preset.")
 
 
 def _convergence_lines(path: Path) -> list[str]:
@@ -231,13 +255,24 @@ def frame_to_markdown(frame: Any) -> str:
 
 
 def format_verdicts(verdicts: Sequence[Verdict]) -> str:
-    """Verdicts as plain text for a terminal, one block per claim."""
+    """Verdicts as plain text for a terminal, one block per claim.
+
+    A verdict is upper-cased (``SUPPORTED``), except ``NOT_ASSESSED``, which is written
+    as it is, below a line that says the run is a plumbing check.
+    """
     if not verdicts:
         return "verdicts: (none stated)"
-    width = max(len(v.verdict) for v in verdicts)
+
+    def word(v: Verdict) -> str:
+        return v.verdict if v.verdict == NOT_ASSESSED else v.verdict.upper()
+
+    width = max(len(word(v)) for v in verdicts)
     lines = ["verdicts:"]
+    if any(v.verdict == NOT_ASSESSED for v in verdicts):
+        lines = ["verdicts: none assessed. The smoke preset is a plumbing check, not evidence; "
+                 "run --preset quick or full to test the claims."]
     for v in verdicts:
-        lines.append(f"  {v.claim:5s} {v.verdict.upper():{width}s}  {v.statement}")
+        lines.append(f"  {v.claim:5s} {word(v):{width}s}  {v.statement}")
         lines.append(f"  {'':5s} {'':{width}s}  expected: {v.expected}")
         lines.append(f"  {'':5s} {'':{width}s}  measured: {v.measured}")
     return "\n".join(lines)

@@ -2,8 +2,8 @@
 
 * :class:`SetTransformer` (Lee et al. 2019): SAB or ISAB blocks, pooled by PMA.
 * :class:`TransformerEncoder`: pre-norm transformer layers, by default without positional
-  encoding, pooled by a masked mean, PMA or a learned CLS token. Options (paper 2 of
-  SCIENCE.md): ``positional`` (``"none"``, absolute ``"sinusoidal"``, ``"relative"``
+  encoding, pooled by a masked mean, PMA or a learned CLS token. Options (paper 2,
+  docs/claims.md#paper-2): ``positional`` (``"none"``, absolute ``"sinusoidal"``, ``"relative"``
   through a position-aware kernel such as ``"bilateral"``, or ``"alibi"``) and
   ``residual`` (``"standard"``, ``"boosting"``, ``"none"``).
 * :class:`DeepSets`: per-token MLP, masked mean (and/or sum) pooling, MLP; no attention.
@@ -82,7 +82,7 @@ class MAB(nn.Module):
     """Pre-norm multihead attention block: ``H = X + Attn(LN(X), LN(Y))``,
     ``out = H + FF(LN(H))``.
 
-    The attention residual is switchable (paper 2 of SCIENCE.md): ``"standard"``
+    The attention residual is switchable (paper 2, docs/claims.md#paper-2): ``"standard"``
     ``H = X + Attn``; ``"boosting"`` ``H = X + Attn + lambda (X0 - X)`` with a learnable
     scalar lambda (initialised at 0, i.e. standard) and X0 the input of the block stack;
     ``"none"`` ``H = Attn`` (the feed-forward keeps its residual).

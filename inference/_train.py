@@ -116,6 +116,30 @@ class TrainResult:
     autocast: bool = False
     threads: int = 1
 
+    def __repr__(self) -> str:
+        """One line: steps, final loss, seconds, device, threads and checkpoint.
+
+        The network and the history are left out (read ``.net`` and ``.history``).
+        """
+        h = self.history
+        rows = len(h) if isinstance(h, pd.DataFrame) else 0
+        steps = int(h["step"].iloc[-1]) if rows and "step" in h else rows
+        loss = float(h["loss"].iloc[-1]) if rows and "loss" in h else math.nan
+        amp = ", autocast=True" if self.autocast else ""
+        return (
+            f"TrainResult(steps={steps}, final_loss={loss:.4g}, seconds={self.seconds:.2f}, "
+            f"device='{self.device}'{amp}, threads={self.threads}, "
+            f"checkpoint={_short_path(self.checkpoint)})"
+        )
+
+
+def _short_path(path: Path | str | None, width: int = 60) -> str:
+    """``repr`` of a path, keeping its last ``width`` characters (``'...tail'``)."""
+    if path is None:
+        return "None"
+    text = str(path)
+    return repr(text if len(text) <= width else "..." + text[-(width - 3):])
+
 
 def _resolve_device(device: str | torch.device) -> torch.device:
     if device == "auto":
@@ -372,7 +396,8 @@ def train(
             lr, weight decay, warm-up, clipping, ...); a ValueError names any that differ.
         compile: Run the forward pass through ``torch.compile`` (the network object and
             its checkpoints are unchanged).
-        progress: Show a tqdm progress bar with the running loss.
+        progress: Show a progress bar with the running loss (a live tqdm bar in a
+            terminal or Jupyter, a few plain lines when the output is not a terminal).
         data_shards: Simulate each step's batch as this many equal shards with their own
             seeds (one process). Under torchrun every rank simulates one shard of
             ``batch_size`` sequences, so ``torchrun --nproc_per_node=k`` sees the same data
@@ -430,6 +455,9 @@ def train(
     was_trainable = [p.requires_grad for p in frozen]
     for p in frozen:
         p.requires_grad_(False)
+    # torch.compile turns distribution argument checks off for the whole process
+    # (Distribution.set_default_validate_args(False)); put the caller's setting back.
+    validate_args = torch.distributions.Distribution._validate_args
     try:
         with torch_threads(threads) as n_threads:
             result = _train(
@@ -443,6 +471,7 @@ def train(
         result.threads = n_threads
         return result
     finally:
+        torch.distributions.Distribution.set_default_validate_args(validate_args)
         for p, flag in zip(frozen, was_trainable, strict=True):
             p.requires_grad_(flag)
 
@@ -451,7 +480,7 @@ def _train(net, model, *, objective, lengths, steps, batch_size, seq_len, seed, 
            weight_decay, warmup_steps, grad_clip, train_size, kl_samples, mask_fraction,
            token_transform,
            checkpoint_dir, checkpoint_every, resume, compile, progress, data_shards, callback):
-    from tqdm.auto import tqdm
+    from bayesattn._progress import progress_bar
 
     dist = torch.distributed
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -544,8 +573,8 @@ def _train(net, model, *, objective, lengths, steps, batch_size, seq_len, seed, 
 
         t0 = time.perf_counter()
         net.train()
-        bar = tqdm(range(start_step, steps), initial=start_step, total=steps,
-                   disable=not progress or rank != 0, desc=f"train {model.name}")
+        bar = progress_bar(range(start_step, steps), initial=start_step, total=steps,
+                           disable=not progress or rank != 0, desc=f"train {model.name}")
         for step in bar:
             batch = data.batch(step)
             mask, hidden = batch.mask, None

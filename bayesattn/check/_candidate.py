@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.distributions import Categorical, Distribution, constraints
 
+from bayesattn._text import a_or_an
 from bayesattn.models import ExchangeableModel
 
 from ._args import accepts_mask
@@ -152,7 +153,7 @@ def as_posterior(out: Any, model: ExchangeableModel, batch: int, what: str,
     want = f"batch_shape ({batch},) and event_shape {shape_text(latent)}"
     if isinstance(out, (torch.Tensor, np.ndarray)):
         raise CandidateError(
-            f"{what} returned a {type(out).__name__} of shape {shape_text(out.shape)}, but "
+            f"{what} returned {a_or_an(type(out).__name__)} of shape {shape_text(out.shape)}, but "
             f"{model.name} has a continuous latent z of shape {shape_text(latent)}: return "
             f"a torch.distributions.Distribution with {want} (e.g. Independent(Normal(mean, "
             "sd), 1) or MultivariateNormal)."
@@ -170,12 +171,12 @@ def as_posterior(out: Any, model: ExchangeableModel, batch: int, what: str,
         if full == (batch, *latent) and len(out.batch_shape) > 1:
             hint = (f" Wrap it with torch.distributions.Independent(dist, "
                     f"{len(out.batch_shape) - 1}) to move the latent dims into the event.")
-        raise CandidateError(f"{what} returned a {type(out).__name__} with {got}; expected "
+        raise CandidateError(f"{what} returned {a_or_an(type(out).__name__)} with {got}; expected "
                              f"{want}.{hint}")
     bad_params = _nonfinite_params(out)
     if bad_params:
         raise CandidateError(
-            f"{what} returned a {type(out).__name__} whose parameters {bad_params} contain "
+            f"{what} returned {a_or_an(type(out).__name__)} whose parameters {bad_params} contain "
             "NaN/inf; expected finite parameters (check for log(0), division by zero or "
             "overflow)."
         )
@@ -191,7 +192,7 @@ def as_posterior(out: Any, model: ExchangeableModel, batch: int, what: str,
     draws = draws.detach().to("cpu", torch.float64)
     if not bool(torch.isfinite(draws).all()):
         raise CandidateError(
-            f"{what} returned a {type(out).__name__} whose draws contain NaN/inf; check its "
+            f"{what} returned {a_or_an(type(out).__name__)} whose draws contain NaN/inf; check its "
             "parameters (expected finite means and positive finite scales)."
         )
     ok = torch.as_tensor(model.latent_support.check(draws))
@@ -199,7 +200,7 @@ def as_posterior(out: Any, model: ExchangeableModel, batch: int, what: str,
         bad = draws[~ok.bool()]
         example = fmt_value(bad[0] if bad.ndim > 0 and bad.numel() else bad)
         raise CandidateError(
-            f"{what} returned a {type(out).__name__} with the wrong support: it draws z = "
+            f"{what} returned {a_or_an(type(out).__name__)} with the wrong support: it draws z = "
             f"{example}, outside {model.name}'s latent support {model.latent_support}. Use a "
             "distribution on that support (e.g. Beta on (0, 1), Gamma on z > 0, Dirichlet on "
             "the simplex)."

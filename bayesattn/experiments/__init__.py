@@ -1,4 +1,4 @@
-"""Named, reproducible experiments behind the claims of SCIENCE.md (P1-P14, E1-E8).
+"""Named, reproducible experiments behind the claims in docs/claims.md (P1-P14, E1-E8).
 
 An :class:`Experiment` is a list of cached :class:`Stage` functions plus the code
 that turns their tidy tables into :class:`Verdict` objects, figures and a headline
@@ -45,7 +45,15 @@ from ._folder import load_run
 from ._registry import get, names, register, unregister
 from ._runner import run
 from ._settings import resolve_params
-from ._types import VERDICTS, Experiment, RunResult, Stage, StageOutput, Verdict
+from ._types import (
+    NOT_ASSESSED,
+    VERDICTS,
+    Experiment,
+    RunResult,
+    Stage,
+    StageOutput,
+    Verdict,
+)
 
 # ---------------------------------------------------------------- built-in experiments
 # Modules that register the built-in experiments when imported, as absolute names or
@@ -69,6 +77,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
 )
 
 __all__ = [
+    "NOT_ASSESSED",
     "VERDICTS",
     "CpuEstimate",
     "DeviceUnavailableError",

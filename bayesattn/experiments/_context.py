@@ -150,14 +150,19 @@ class RunContext:
         return LoopCheckpoint(self.checkpoint_dir(key), objects)
 
     def tqdm(self, iterable: Any = None, **kwargs: Any) -> Any:
-        """A tqdm bar for use inside a stage (below the stage bar, disappears when done)."""
-        from tqdm.auto import tqdm
+        """A progress bar for use inside a stage (below the stage bar, disappears when done).
+
+        tqdm's interface; a live tqdm bar in a terminal or Jupyter, a few plain lines
+        when the output is not a terminal, nothing when the run has ``progress=False``
+        (see ``bayesattn._progress.progress_bar``).
+        """
+        from bayesattn._progress import progress_bar
 
         kwargs.setdefault("disable", not self.progress)
         kwargs.setdefault("leave", False)
         kwargs.setdefault("position", 1)
         kwargs.setdefault("dynamic_ncols", True)
-        return tqdm(iterable, **kwargs)
+        return progress_bar(iterable, **kwargs)
 
 
 class _ArtifactView(Mapping):

@@ -3,7 +3,8 @@
 Run folder layout::
 
     .bayesattn-run         marker, written first: --overwrite replaces only folders that have it
-    config.json            experiment, preset, params, seed, device, threads, versions, git commit
+    config.json            experiment, preset, params, seed, device, threads, versions, git commit,
+                           plumbing_check (a smoke run: no claim assessed, see run())
     stages/<stage>.csv     each stage's table ...
     stages/<stage>.json    ... and its manifest (with the SHA-256 of its files), written last: the
                            "stage done" marker; resume recomputes a stage whose files changed
@@ -13,7 +14,7 @@ Run folder layout::
     results.csv            all stage tables, ``stage`` column first
     convergence.csv        each trained network's error against its floor (when it trains any)
     headline.csv           the headline table (when the experiment defines one)
-    verdicts.json          one entry per tested claim
+    verdicts.json          one entry per tested claim ("not assessed (smoke preset)" in a smoke run)
     figures/<name>.png|svg
     manifest.json          stage timings and figure list, written when the run finished
     report.md
@@ -28,6 +29,7 @@ the holder. Under the lock, what crashed writers left (temporary files, unfinish
 from __future__ import annotations
 
 import copy
+import dataclasses
 import errno
 import hashlib
 import math
@@ -48,8 +50,8 @@ from ._folder import plan, prepare, swap
 from ._io import environment, read_csv, read_json, write_csv, write_json
 from ._lock import clean_siblings, remove_temp_files, run_folder_lock
 from ._registry import get
-from ._settings import check_seed, resolve_device, resolve_params
-from ._types import Experiment, RunResult, StageOutput, Verdict
+from ._settings import check_seed, is_plumbing_check, resolve_device, resolve_params
+from ._types import NOT_ASSESSED, VERDICTS, Experiment, RunResult, StageOutput, Verdict
 
 
 def run(
@@ -69,6 +71,17 @@ def run(
 ) -> RunResult:
     """Run an experiment and write its run folder (see the module docstring for the layout).
 
+    A run of the ``smoke`` preset, with or without ``overrides`` (or of another preset
+    whose parameters after overrides equal the smoke preset's), is a plumbing check, not
+    evidence: it shows that every stage, file and figure is produced, at sizes chosen to
+    finish in seconds. Its verdicts all read ``"not assessed (smoke preset)"``
+    (``NOT_ASSESSED``) in the returned verdicts, ``verdicts.json``, ``report.md`` (which
+    says so at its top) and the CLI summary; what each claim's decision rule returned on
+    the smoke-size numbers is kept, for tests of the verdict plumbing only, as
+    ``Verdict.smoke_rule_outcome`` (``"smoke_rule_outcome"`` in ``verdicts.json``).
+    ``config.json`` records ``"plumbing_check": true``. To test the claims, run
+    ``quick`` or ``full`` (with overrides if need be).
+
     Args:
         name_or_experiment: A registered experiment's name, or an :class:`Experiment`.
         preset: Name of one of the experiment's presets (``"smoke"``, ``"quick"``, ``"full"``).
@@ -80,7 +93,9 @@ def run(
         overwrite: Replace the run in ``out``; the new run is written into a sibling
             temporary folder that replaces ``out`` only once it has finished, so a failed
             run leaves the old results intact.
-        progress: Show tqdm progress bars.
+        progress: Show progress: live tqdm bars in a terminal or Jupyter, a few plain
+            lines when the output is not a terminal (see ``bayesattn._progress``);
+            False shows nothing.
         overrides: Parameter name -> value replacing the preset's value (names must exist
             in the preset; values are checked against the preset's types).
         command: The command line that started the run, recorded in ``config.json``.
@@ -134,6 +149,7 @@ def run(
                     experiment, work=work, out=out, mode=mode, preset=preset, params=params,
                     overrides=overrides, seed=seed, device=device, progress=progress,
                     command=command, threads=n_threads, estimate=estimate.seconds,
+                    plumbing=is_plumbing_check(experiment, preset, params),
                 )
         except BaseException as exc:
             if mode == "overwrite":
@@ -177,9 +193,9 @@ def _now() -> str:
 def _execute(
     experiment: Experiment, *, work: Path, out: Path, mode: str, preset: str,
     params: dict[str, Any], overrides: dict[str, Any], seed: int, device: str, progress: bool,
-    command: str | None, threads: int, estimate: float = math.nan,
+    command: str | None, threads: int, estimate: float = math.nan, plumbing: bool = False,
 ) -> RunResult:
-    from tqdm.auto import tqdm
+    from bayesattn._progress import progress_bar
 
     start = time.perf_counter()
     env = environment(device)
@@ -190,12 +206,15 @@ def _execute(
              "git": env["git"]}
         )
         (work / "manifest.json").unlink(missing_ok=True)  # the run is in progress again
+        config["plumbing_check"] = plumbing
+        config["out"] = str(out)  # where it is now (the report's regenerate line names it)
     else:
         config = {
             "experiment": experiment.name, "title": experiment.title,
             "claims": list(experiment.claims), "description": experiment.description,
             "preset": preset, "params": params,
             "overrides": overrides, "seed": seed, "device": device, "threads": threads,
+            "plumbing_check": plumbing,
             "estimated_cpu_seconds": round(estimate, 1) if math.isfinite(estimate) else None,
             "out": str(out),
             "created": _now(), "command": command, **env,
@@ -208,8 +227,8 @@ def _execute(
     )
     log = []
     reuse = mode == "resume"
-    bar = tqdm(experiment.stages, desc=experiment.name, unit="stage", disable=not progress,
-               position=0, leave=True, dynamic_ncols=True)
+    bar = progress_bar(experiment.stages, desc=experiment.name, unit="stage",
+                       disable=not progress, position=0, leave=True, dynamic_ncols=True)
     for stage in bar:
         bar.set_postfix_str(stage.name)
         manifest = _finished_stage(work, stage.name) if reuse else None
@@ -238,8 +257,12 @@ def _execute(
 
     verdicts = list(experiment.verdicts(results, copy.deepcopy(params)))
     for v in verdicts:
-        if not isinstance(v, Verdict):
-            raise TypeError(f"{experiment.name}: verdicts() must return Verdict objects, got {v!r}")
+        if not isinstance(v, Verdict) or v.verdict not in VERDICTS:
+            raise TypeError(f"{experiment.name}: verdicts() must return Verdict objects with "
+                            f"a verdict in {list(VERDICTS)}, got {v!r}")
+    if plumbing:  # smoke sizes are no evidence: no claim is assessed
+        verdicts = [dataclasses.replace(v, verdict=NOT_ASSESSED, smoke_rule_outcome=v.verdict)
+                    for v in verdicts]
     write_json(work / "verdicts.json", [v.to_dict() for v in verdicts])
 
     convergence = None

@@ -7,6 +7,8 @@ import operator
 from collections.abc import Mapping
 from typing import Any
 
+from bayesattn._text import a_or_an
+
 from ._errors import (
     DeviceUnavailableError,
     ExperimentError,
@@ -61,6 +63,20 @@ def resolve_params(
     return params, checked
 
 
+def is_plumbing_check(experiment: Experiment, preset: str, params: Mapping[str, Any]) -> bool:
+    """Whether a run is a plumbing check, whose claims are not assessed.
+
+    It is one when it runs the ``smoke`` preset, with or without overrides (the smoke
+    sizes are chosen to finish in seconds, not to decide a claim; for evidence run
+    ``quick`` or ``full``, with overrides if need be), or when another preset's
+    parameters after overrides equal the smoke preset's.
+    """
+    if preset == "smoke":
+        return True
+    smoke = experiment.presets.get("smoke")
+    return smoke is not None and dict(params) == experiment.preset_params("smoke")
+
+
 def _ints(value: Any) -> list[int] | None:
     """The ints of an int or a list of ints (bools excluded), else None."""
     items = value if isinstance(value, list) else [value]
@@ -92,7 +108,7 @@ def _check_range(key: str, value: Any, default: Any, preset: str, name: str) -> 
 def _coerce(key: str, value: Any, default: Any) -> Any:
     def bad() -> InvalidParameterError:
         return InvalidParameterError(
-            f"parameter {key!r} expects a {type(default).__name__} like {default!r}; "
+            f"parameter {key!r} expects {a_or_an(type(default).__name__)} like {default!r}; "
             f"got {value!r}"
         )
 

@@ -24,6 +24,9 @@ EXPERIMENT_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 REQUIRED_PRESETS = ("smoke", "quick", "full")
 VERDICTS = ("supported", "not supported", "inconclusive")
+#: The verdict of every claim in a plumbing check (a run at the smoke preset's settings,
+#: see :func:`bayesattn.experiments.run`): its sizes are too small to be evidence.
+NOT_ASSESSED = "not assessed (smoke preset)"
 
 
 def _json_roundtrip(value: Any, what: str) -> Any:
@@ -90,12 +93,19 @@ class Verdict:
     """The outcome of testing one claim.
 
     Args:
-        claim: Claim id from SCIENCE.md, e.g. ``"P4"``.
+        claim: Claim id from docs/claims.md, e.g. ``"P4"``.
         statement: The claim in words.
         expected: The direction the paper expects, in words.
         measured: What was measured, one sentence with the numbers.
-        verdict: One of ``"supported"``, ``"not supported"``, ``"inconclusive"``.
+        verdict: One of ``"supported"``, ``"not supported"``, ``"inconclusive"`` (what an
+            experiment's ``verdicts()`` returns), or ``NOT_ASSESSED``
+            (``"not assessed (smoke preset)"``), which :func:`~bayesattn.experiments.run`
+            gives every claim of a plumbing check.
         numbers: The key numbers behind the verdict (name -> float).
+        smoke_rule_outcome: Only in a plumbing check (``verdict == NOT_ASSESSED``): what
+            the claim's decision rule returned on the run's smoke-size numbers. It is not
+            a verdict (smoke sizes are no evidence); it is kept so that tests can check
+            the verdict plumbing. None otherwise.
     """
 
     claim: str
@@ -104,6 +114,7 @@ class Verdict:
     measured: str
     verdict: str
     numbers: Mapping[str, float] = field(default_factory=dict)
+    smoke_rule_outcome: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("claim", "statement", "expected", "measured", "verdict"):
@@ -112,9 +123,16 @@ class Verdict:
                 raise TypeError(f"Verdict.{name} must be a str, got {type(value).__name__}")
         if not self.claim.strip():
             raise ValueError("Verdict.claim must name a claim, e.g. 'P4'; got an empty string")
-        if self.verdict not in VERDICTS:
+        if self.verdict not in (*VERDICTS, NOT_ASSESSED):
             raise ValueError(
-                f"Verdict.verdict must be one of {list(VERDICTS)}; got {self.verdict!r}"
+                f"Verdict.verdict must be one of {[*VERDICTS, NOT_ASSESSED]}; got "
+                f"{self.verdict!r}"
+            )
+        if self.smoke_rule_outcome is not None and (
+                self.verdict != NOT_ASSESSED or self.smoke_rule_outcome not in VERDICTS):
+            raise ValueError(
+                f"Verdict.smoke_rule_outcome is one of {list(VERDICTS)} on a verdict "
+                f"{NOT_ASSESSED!r} only; got {self.smoke_rule_outcome!r} on {self.verdict!r}"
             )
         try:
             numbers = {str(k): float(v) for k, v in dict(self.numbers).items()}
@@ -125,8 +143,9 @@ class Verdict:
         object.__setattr__(self, "numbers", numbers)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (non-finite numbers as the strings 'nan', 'inf', '-inf')."""
-        return {
+        """JSON-ready dict (non-finite numbers as the strings 'nan', 'inf', '-inf');
+        ``smoke_rule_outcome`` only when it is set."""
+        data = {
             "claim": self.claim,
             "statement": self.statement,
             "expected": self.expected,
@@ -134,6 +153,9 @@ class Verdict:
             "verdict": self.verdict,
             "numbers": {k: v if math.isfinite(v) else str(v) for k, v in self.numbers.items()},
         }
+        if self.smoke_rule_outcome is not None:
+            data["smoke_rule_outcome"] = self.smoke_rule_outcome
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
@@ -142,6 +164,7 @@ class Verdict:
         return cls(
             claim=data["claim"], statement=data["statement"], expected=data["expected"],
             measured=data["measured"], verdict=data["verdict"], numbers=numbers,
+            smoke_rule_outcome=data.get("smoke_rule_outcome"),
         )
 
 
@@ -152,10 +175,11 @@ class Experiment:
     Args:
         name: kebab-case id used on the command line (``bayesattn run NAME``).
         title: One-line title for listings and the report.
-        claims: Claim ids from SCIENCE.md, e.g. ``("P4", "P13")``.
+        claims: Claim ids from docs/claims.md, e.g. ``("P4", "P13")``.
         description: One paragraph: what is measured, on which model, and how.
         presets: Preset name -> parameters (JSON-serializable). At least ``"smoke"``
-            (seconds, for CI), ``"quick"`` (a few minutes on a 2-core CPU) and
+            (seconds, for CI: a plumbing check whose claims are not assessed),
+            ``"quick"`` (a few minutes on a 2-core CPU) and
             ``"full"`` (meant for a GPU). Stage functions see the chosen preset's
             parameters after overrides, as read back from JSON (tuples become lists).
         stages: Stages run in order; each is cached once finished.
@@ -245,7 +269,8 @@ class RunResult:
     Attributes:
         out: The run folder.
         results: ``results.csv`` as a DataFrame (all stage tables, ``stage`` column first).
-        verdicts: One :class:`Verdict` per tested claim.
+        verdicts: One :class:`Verdict` per tested claim (each ``NOT_ASSESSED`` in a
+            plumbing check: a run at the smoke preset's settings).
         headline: The headline table, or None when the experiment defines none.
         figures: Files the figures were saved to (PNG and SVG), in the order returned.
         report: Path of ``report.md``.
@@ -260,3 +285,19 @@ class RunResult:
     figures: list[Path]
     report: Path | None = None
     convergence: pd.DataFrame | None = None
+
+    def __repr__(self) -> str:
+        """One line: the run folder, the results' size, the verdicts and the figure count.
+
+        The tables are left out (read ``.results``, ``.headline``, ``.convergence``).
+        """
+        verdicts = ", ".join(
+            f"{v.claim}={'not assessed' if v.verdict == NOT_ASSESSED else v.verdict}"
+            for v in self.verdicts
+        )
+        out = str(self.out)
+        out = out if len(out) <= 60 else "..." + out[-57:]
+        return (
+            f"RunResult(out={out!r}, results={len(self.results)} rows, "
+            f"verdicts=[{verdicts}], figures={len(self.figures)})"
+        )

@@ -31,8 +31,8 @@ slowly is judged where the budget ends (the training-curve figure shows which va
 have plateaued; the ``full`` preset trains about 100x longer).
 
 Paper 2 (Abdullaev, Tkachenko, Nguyen, arXiv 2506.10371) expects bilateral attention to
-denoise at least as well as SA+PE; its formulation here is our reconstruction from
-SCIENCE.md (only the abstract and core equations were available).
+denoise at least as well as SA+PE; its formulation here is our reconstruction (see
+docs/claims.md#e2; only the abstract and core equations were available).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Trained amortized encoders under contamination and at larger L (E6).
 
-Paper 2 (SCIENCE.md, E6) suggests that twicing attention and boosting residuals are more
+Paper 2 (docs/claims.md#e6) suggests that twicing attention and boosting residuals are more
 robust to contaminated tokens, and that distance kernels do not let large-norm outliers
-soak up the attention weight. Paper 2's formulation of E6 is our reconstruction from
-SCIENCE.md (its full text was not available). Setting: ``concept-mixture`` (K = 4
+soak up the attention weight. Paper 2's formulation of E6 is our reconstruction (see
+docs/claims.md#e6; its full text was not available). Setting: ``concept-mixture`` (K = 4
 Gaussian concepts in d = 2, means on a circle of radius ``radius`` = 0.6, unit token
 noise, so that one sequence of L_train = 16 tokens leaves real posterior uncertainty).
 Four amortized posteriors ``AmortizedPosterior(encoder="transformer", head=

@@ -15,7 +15,7 @@ Metrics (``metric`` column), all per dataset:
   needs an exact reference).
 - ``tv``: total variation (discrete latents only).
 - ``entropy_exact``, ``entropy_q``: the two entropies (discrete latents), to check
-  that q tracks the posterior's uncertainty (SCIENCE.md, P14).
+  that q tracks the posterior's uncertainty (docs/claims.md#p14).
 - ``mean_error_sd``: |E_q z - E_p z| in units of the reference posterior sd, averaged
   over latent coordinates (continuous latents). This is the spread-normalised error:
   exact posteriors sharpen as L grows, so a raw error falling with L can be trivial.
@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bayesattn._progress import progress_bar
 from bayesattn.metrics import (
     Estimate,
     bootstrap_ci,
@@ -321,7 +322,7 @@ def gap_vs_length(
             Real tokens reach the candidate in the dtype of its parameters (float32 for a
             trained network) or, for oracles and functions without any, in float64.
         per_sequence: Also return the per-sequence frame (needed by :func:`loglog_slope`).
-        progress: Show a tqdm bar over lengths.
+        progress: Show a progress bar over lengths (``bayesattn._progress``).
         chunk: Sequences per forward pass and per reference call (bounds memory: an
             O(L^2) encoder at L = 1024 needs chunks of tens of sequences on a CPU).
 
@@ -344,11 +345,8 @@ def gap_vs_length(
     if hasattr(candidate, "eval"):
         candidate.eval()
     frames = []
-    iterator = lengths
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(lengths, desc=f"gap vs L ({model.name})", leave=False)
+    iterator = progress_bar(lengths, desc=f"gap vs L ({model.name})", leave=False,
+                            disable=not progress)
     try:
         for length in iterator:
             s = _length_seed(seed, length)

@@ -1,6 +1,6 @@
 """The generalisation gap: test minus training loss on fixed training sets.
 
-Paper 1 (SCIENCE.md, P7 and P8) says the generalisation error of attention trained by
+Paper 1 (docs/claims.md#p7 and #p8) says the generalisation error of attention trained by
 empirical risk minimisation does not depend on the sequence length L and falls with
 the number of training sequences N (about N^-1/2 or faster). :func:`generalisation_gap`
 trains one network per (N, L) on a fixed training set of N sequences of L tokens and
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bayesattn._progress import progress_bar
 from bayesattn.metrics import Estimate, bootstrap_ci, kl_per_dataset
 
 __all__ = ["generalisation_gap", "fit_slope", "sequence_losses"]
@@ -125,7 +126,7 @@ def generalisation_gap(
         net_factory: Optional zero-argument function returning a fresh network (overrides
             ``encoder``/``encoder_options``).
         num_resamples: Bootstrap resamples for the CIs.
-        progress: Show a tqdm bar over the (N, L) grid.
+        progress: Show a progress bar over the (N, L) grid (``bayesattn._progress``).
         return_networks: Also return the trained networks, ``{(N, L): net}``.
         return_histories: Also return their training histories, ``{(N, L): DataFrame}``
             (``TrainResult.history``: one row per step), e.g. to check convergence.
@@ -150,10 +151,8 @@ def generalisation_gap(
             f"{list(train_sizes)!r} and {list(lengths)!r}."
         )
     grid = [(n, length) for length in lens for n in sizes]
-    if progress:
-        from tqdm.auto import tqdm
-
-        grid = tqdm(grid, desc=f"generalisation ({model.name})", leave=False)
+    grid = progress_bar(grid, desc=f"generalisation ({model.name})", leave=False,
+                        disable=not progress)
     rows, nets, histories = [], {}, {}
     for n, length in grid:
         if net_factory is not None:

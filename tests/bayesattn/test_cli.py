@@ -76,7 +76,9 @@ def test_run_prints_headline_verdicts_and_folder(interrupt, tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "metric" in out and "value" in out
-    assert "P3" in out and "SUPPORTED" in out and "measured: spread 0.0" in out
+    # a smoke run (with overrides too) is a plumbing check: no claim is assessed
+    assert "plumbing check, not evidence" in out and "SUPPORTED" not in out
+    assert "P3    not assessed (smoke preset)" in out and "measured: spread 0.0" in out
     assert f"run folder: {out_dir}" in out and "report.md" in out
     cfg = json.loads((out_dir / "config.json").read_text())
     assert cfg["seed"] == 4 and cfg["overrides"] == {"n": 3}
@@ -91,6 +93,37 @@ def test_run_prints_headline_verdicts_and_folder(interrupt, tmp_path, capsys):
     assert "cannot resume" in _error_line(capsys)
     assert (out_dir / "results.csv").read_bytes() == before
     assert main([*argv, "--overwrite"]) == 0
+
+
+def test_quick_run_prints_the_verdicts(interrupt, tmp_path, capsys):
+    assert main(["run", NAME, "--preset", "quick", "--device", "cpu", "--out",
+                 str(tmp_path / "q"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "P3    SUPPORTED  Outputs are invariant." in out and "plumbing" not in out
+
+
+def test_version(capsys, monkeypatch):
+    import importlib.metadata
+    from importlib.metadata import version
+
+    import bayesattn
+    from bayesattn import cli
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"bayesattn {version('bayesattn')}\n"
+    assert bayesattn.__version__ == version("bayesattn")
+    out = subprocess.run([sys.executable, "-m", "bayesattn", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout == f"bayesattn {bayesattn.__version__}\n"
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    monkeypatch.setattr(bayesattn, "__version__", "9.8.7")
+    assert cli.version() == "9.8.7"  # sources used without being installed
 
 
 def test_report_command(interrupt, tmp_path, capsys):

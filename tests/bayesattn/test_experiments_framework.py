@@ -6,6 +6,7 @@ for the scientific experiments; it is registered per test and unregistered after
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -122,7 +123,9 @@ def test_run_writes_every_file(toy, tmp_path):
     assert res.results["stage"].value_counts().to_dict() == {"simulate": 5, "fit": 2,
                                                              "summarise": 2}
     assert res.headline["metric"].tolist() == ["w_norm", "mu_mean"]
-    assert [v.verdict for v in res.verdicts] == ["supported"]
+    # smoke: a plumbing check; the rule's outcome is kept apart from the verdict
+    assert [v.verdict for v in res.verdicts] == [ex.NOT_ASSESSED]
+    assert [v.smoke_rule_outcome for v in res.verdicts] == ["supported"]
     cfg = ex.load_run(out)[0]
     assert (cfg["experiment"], cfg["preset"], cfg["params"], cfg["seed"], cfg["device"]) == (
         NAME, "smoke", {"n": 5}, 3, "cpu")
@@ -305,13 +308,24 @@ def test_unknown_preset_lists_known_ones(toy, tmp_path):
 def test_overrides_are_checked(toy, tmp_path):
     with pytest.raises(ex.InvalidParameterError, match="no parameter 'm'.*n"):
         _run(tmp_path / "a", overrides={"m": 1})
-    with pytest.raises(ex.InvalidParameterError, match="expects a int"):
+    with pytest.raises(ex.InvalidParameterError, match="'n' expects an int like 5; got 'many'"):
         _run(tmp_path / "b", overrides={"n": "many"})
     res = _run(tmp_path / "c", overrides={"n": 3.0})
     cfg = ex.load_run(res.out)[0]
     assert cfg["params"] == {"n": 3} and cfg["overrides"] == {"n": 3}
     assert (res.results["stage"] == "simulate").sum() == 3
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(("word", "expected"), [
+    ("int", "an int"), ("float", "a float"), ("list", "a list"), ("ndarray", "an ndarray"),
+    ("Exponential", "an Exponential"), ("Uniform", "a Uniform"), ("Independent", "an Independent"),
+    ("OneHotCategorical", "a OneHotCategorical"), ("str", "a str"), ("object", "an object"),
+])
+def test_messages_use_the_right_article(word, expected):
+    from bayesattn._text import a_or_an
+
+    assert a_or_an(word) == expected
 
 
 def test_bad_seed_and_device(toy, tmp_path):
@@ -375,6 +389,47 @@ def test_verdict_validation_and_roundtrip():
     back = ex.Verdict.from_dict(d)
     assert back.numbers["a"] == 1.0 and math.isnan(back.numbers["b"])
     assert back.numbers["c"] == -math.inf and back.claim == "P4"
+    assert "smoke_rule_outcome" not in d and back.smoke_rule_outcome is None
+    smoke = ex.Verdict("P4", "s", "e", "m", ex.NOT_ASSESSED, smoke_rule_outcome="supported")
+    assert smoke.to_dict()["smoke_rule_outcome"] == "supported"
+    assert ex.Verdict.from_dict(smoke.to_dict()) == smoke
+    with pytest.raises(ValueError, match="smoke_rule_outcome"):
+        ex.Verdict("P4", "s", "e", "m", "supported", smoke_rule_outcome="supported")
+    with pytest.raises(ValueError, match="smoke_rule_outcome"):
+        ex.Verdict("P4", "s", "e", "m", ex.NOT_ASSESSED, smoke_rule_outcome=ex.NOT_ASSESSED)
+
+
+@pytest.mark.parametrize(("preset", "overrides", "plumbing"), [
+    ("smoke", None, True),
+    ("smoke", {"n": 7}, True),    # overrides do not make a smoke run evidence
+    ("quick", None, False),
+    ("quick", {"n": 5}, True),    # quick with the smoke preset's settings
+    ("full", {"n": 6}, False),
+])
+def test_only_runs_beyond_the_smoke_settings_assess_claims(toy, tmp_path, preset, overrides,
+                                                          plumbing):
+    res = _run(tmp_path / "r", preset=preset, overrides=overrides)
+    (v,) = res.verdicts
+    config = ex.load_run(res.out)[0]
+    assert config["plumbing_check"] is plumbing
+    report = (res.out / "report.md").read_text()
+    if plumbing:
+        assert (v.verdict, v.smoke_rule_outcome) == (ex.NOT_ASSESSED, "supported")
+        assert "Plumbing check, not evidence" in report.split("## Verdicts")[0]
+        assert f"| **{ex.NOT_ASSESSED}** |" in report and "**supported**" not in report
+    else:
+        assert (v.verdict, v.smoke_rule_outcome) == ("supported", None)
+        assert "Plumbing check" not in report and "| **supported** |" in report
+        assert "smoke_rule_outcome" not in (res.out / "verdicts.json").read_text()
+
+
+def test_verdicts_may_not_claim_to_be_unassessed(tmp_path):
+    exp = ex.Experiment(name="toy-unassessed", title="t", claims=("P0",), description="d",
+                        presets={"smoke": {}, "quick": {}, "full": {}},
+                        stages=(ex.Stage("one", lambda ctx: pd.DataFrame({"x": [1]})),),
+                        verdicts=lambda r, p: [ex.Verdict("P0", "s", "e", "m", ex.NOT_ASSESSED)])
+    with pytest.raises(TypeError, match="verdict in"):
+        ex.run(exp, preset="quick", out=tmp_path / "r", device="cpu", progress=False)
 
 
 def test_experiment_validation():
@@ -435,3 +490,22 @@ def test_builtin_modules_are_imported_on_first_use(tmp_path, monkeypatch):
         assert ex.get("toy-builtin").title == "t"
     finally:
         ex.unregister("toy-builtin")
+
+
+def test_run_result_repr_is_one_short_line(tmp_path):
+    out = tmp_path / ("a-long-run-folder-name-" * 6)
+    results = pd.DataFrame({"stage": ["fit"] * 500, "value": np.arange(500.0)})
+    verdicts = [ex.Verdict(c, "A claim.", "up", "measured", v) for c, v in
+                (("P4", "supported"), ("P12", "inconclusive"), ("P13", "not supported"),
+                 ("P14", ex.NOT_ASSESSED))]
+    res = ex.RunResult(out=out, results=results, verdicts=verdicts, headline=results.head(40),
+                       figures=[out / "figures/a.png", out / "figures/a.svg"],
+                       report=out / "report.md", convergence=results)
+    text = repr(res)
+    assert "\n" not in text and len(text) < 200, text
+    assert text.startswith("RunResult(out='...") and str(out) not in text  # the tail only
+    assert str(out)[-40:] in text and "results=500 rows" in text and "figures=2" in text
+    assert ("verdicts=[P4=supported, P12=inconclusive, P13=not supported, "
+            "P14=not assessed]") in text
+    assert [f.name for f in dataclasses.fields(res)] == [
+        "out", "results", "verdicts", "headline", "figures", "report", "convergence"]

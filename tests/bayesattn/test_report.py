@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
 import subprocess
 import sys
 
@@ -46,11 +49,12 @@ def _toy() -> ex.Experiment:
     )
 
 
-@pytest.fixture
-def run_folder(tmp_path):
+@pytest.fixture(params=["quick"])
+def run_folder(request, tmp_path):
+    """A finished run of the toy (``quick``; parametrize indirectly for another preset)."""
     ex.register(_toy())
     try:
-        res = ex.run(NAME, preset="smoke", seed=3, out=tmp_path / "run", device="cpu",
+        res = ex.run(NAME, preset=request.param, seed=3, out=tmp_path / "run", device="cpu",
                      progress=False, overrides={"n": 4})
         yield res
     finally:
@@ -59,8 +63,9 @@ def run_folder(tmp_path):
 
 def test_report_contents(run_folder):
     text = (run_folder.out / "report.md").read_text()
-    assert text.startswith("# Report | toy\n")
-    assert "claims P4, P13" in text and "preset `smoke`" in text and "seed 3" in text
+    assert text.startswith("# Report | toy\n\nExperiment `toy-report`")
+    assert "claims P4, P13" in text and "preset `quick`" in text and "seed 3" in text
+    assert "Plumbing check" not in text
     assert "| claim | expected | measured | verdict |" in text
     assert "| **P4** Error falls in L. | decreasing | slope -0.5 [-0.7, -0.3] | **supported** |" \
         in text
@@ -70,9 +75,53 @@ def test_report_contents(run_folder):
     assert text.index("![b-second](figures/b-second.png)") < text.index(
         "![a-first](figures/a-first.png)")
     assert ".svg" not in text
-    assert "bayesattn run toy-report --preset smoke --seed 3 --set n=4" in text
+    assert "bayesattn run toy-report --preset quick --seed 3 --set n=4" in text
     assert "| torch |" in text and "| arviz |" in text
-    assert "`bayesattn report run`" in text
+    assert f"`bayesattn report {shlex.quote(str(run_folder.out))}`" in text
+
+
+@pytest.mark.parametrize("run_folder", ["smoke"], indirect=True)
+def test_smoke_report_is_a_plumbing_check(run_folder):
+    text = (run_folder.out / "report.md").read_text()
+    title, note = text.split("\n\n")[:2]
+    assert title == "# Report | toy"
+    assert note.startswith("> **Plumbing check, not evidence.** This run used the `smoke` "
+                           "preset") and ex.NOT_ASSESSED in note
+    rows = [line for line in text.splitlines() if line.startswith("| **P")]
+    assert len(rows) == 2 and all(r.endswith(f"| **{ex.NOT_ASSESSED}** |") for r in rows)
+    assert "**supported**" not in text and "**inconclusive**" not in text
+    # measured text stays: it shows the plumbing carried the numbers through
+    assert "slope -0.5 [-0.7, -0.3]" in rows[0]
+
+
+def test_old_smoke_folders_are_reported_as_plumbing_checks(run_folder):
+    """A run folder written before ``plumbing_check`` was recorded: its smoke preset
+    decides, whatever its verdicts.json says."""
+    config = json.loads((run_folder.out / "config.json").read_text())
+    del config["plumbing_check"]
+    config["preset"] = "smoke"
+    (run_folder.out / "config.json").write_text(json.dumps(config))
+    text = report.render_report(run_folder.out)
+    assert "Plumbing check, not evidence" in text and "**supported**" not in text
+
+
+@pytest.mark.parametrize("run_folder", ["quick", "smoke"], indirect=True)
+def test_the_regenerate_hint_works_verbatim(run_folder, tmp_path):
+    """The command that report.md gives to regenerate it runs as written, from any
+    folder, through a shell, and writes the same report."""
+    path = run_folder.out / "report.md"
+    original = path.read_text()
+    hint = re.search(r"Regenerate this report from the saved files with `([^`]+)`", original)
+    assert hint, "no regenerate hint"
+    path.unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    bindir = os.path.dirname(sys.executable)  # where pip put the `bayesattn` script
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(hint.group(1), shell=True, cwd=elsewhere, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert path.read_text() == original == done.stdout
 
 
 def test_report_is_regenerated_identically(run_folder):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -162,6 +163,24 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in state["net"].values() if v.is_floating_point())
 
 
+def test_train_result_repr_is_one_short_line(tmp_path):
+    m = models.get("beta-bernoulli")
+    folder = tmp_path / ("a-long-folder-name-" * 8)
+    res = train(_net(m), m, steps=3, batch_size=8, seq_len=5, progress=False, threads=1,
+                checkpoint_dir=folder)
+    text = repr(res)
+    assert "\n" not in text and len(text) < 200, text
+    loss = res.history["loss"].iloc[-1]
+    for part in ("TrainResult(steps=3,", f"final_loss={loss:.4g},", f"seconds={res.seconds:.2f},",
+                 "device='cpu',", "threads=1,", "checkpoint='...", f"{res.checkpoint.name}')"):
+        assert part in text, (part, text)
+    assert "autocast" not in text and "Linear" not in text and "grad_norm" not in text
+    short = dataclasses.replace(res, checkpoint=None, autocast=True)
+    assert repr(short).endswith("autocast=True, threads=1, checkpoint=None)")
+    assert [f.name for f in dataclasses.fields(res)] == [
+        "net", "history", "seconds", "checkpoint", "device", "autocast", "threads"]
+
+
 def test_fixed_training_set_and_argument_checks(tmp_path):
     m = models.get("beta-bernoulli")
     res = train(_net(m), m, steps=3, batch_size=8, seq_len=5, train_size=20, progress=False)
@@ -251,9 +270,12 @@ def test_compiled_training_matches_eager():
     m = models.get("beta-bernoulli")
     kw = dict(steps=3, batch_size=8, seq_len=6, progress=False)
     eager = train(_net(m, seed=2), m, **kw).history["loss"]
+    before = torch.distributions.Distribution._validate_args
     compiled = train(_net(m, seed=2), m, compile=True, **kw).history["loss"]
     torch.testing.assert_close(torch.tensor(compiled.to_numpy()), torch.tensor(eager.to_numpy()),
                                rtol=1e-4, atol=1e-5)
+    # torch.compile switches distribution argument checks off process-wide; train restores them
+    assert torch.distributions.Distribution._validate_args is before
 
 
 @pytest.mark.parametrize("distribution,share", [
