@@ -6,6 +6,15 @@ from __future__ import annotations
 _CONSONANT_SOUND = ("one", "uni", "use", "usu", "uti", "eu")
 
 
+def short_path(path: object, width: int = 60) -> str:
+    """``repr`` of a path for one-line reprs, keeping its last ``width`` characters
+    (``'...tail'``); ``"None"`` for None."""
+    if path is None:
+        return "None"
+    text = str(path)
+    return repr(text if len(text) <= width else "..." + text[-(width - 3):])
+
+
 def a_or_an(word: str) -> str:
     """``word`` with its indefinite article: ``"an int"``, ``"a float"``, ``"an ndarray"``.
 

@@ -65,7 +65,7 @@ def render_report(out: str | os.PathLike[str]) -> str:
     except pd.errors.EmptyDataError:
         results = pd.DataFrame({"stage": []})
 
-    plumbing = is_plumbing_check(config)
+    plumbing = _ran_as_plumbing_check(config)
     lines = [f"# {config.get('title') or config['experiment']}", ""]
     if plumbing:
         lines += [_plumbing_note(config), ""]
@@ -152,7 +152,7 @@ def render_report(out: str | os.PathLike[str]) -> str:
     return "\n".join(lines)
 
 
-def is_plumbing_check(config: dict[str, Any]) -> bool:
+def _ran_as_plumbing_check(config: dict[str, Any]) -> bool:
     """Whether the run of ``config`` (a ``config.json``) is a plumbing check: the smoke
     preset's settings, whose claims are not assessed (see ``bayesattn.experiments.run``).
     Run folders written before ``plumbing_check`` was recorded: a ``smoke`` preset."""

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bayesattn._text import short_path
 from bayesattn.models import ExchangeableModel, SetBatch
 
 from ._amortized import AmortizedPosterior, DamagedFileError, atomic_torch_save, load_torch_file
@@ -129,16 +130,8 @@ class TrainResult:
         return (
             f"TrainResult(steps={steps}, final_loss={loss:.4g}, seconds={self.seconds:.2f}, "
             f"device='{self.device}'{amp}, threads={self.threads}, "
-            f"checkpoint={_short_path(self.checkpoint)})"
+            f"checkpoint={short_path(self.checkpoint)})"
         )
-
-
-def _short_path(path: Path | str | None, width: int = 60) -> str:
-    """``repr`` of a path, keeping its last ``width`` characters (``'...tail'``)."""
-    if path is None:
-        return "None"
-    text = str(path)
-    return repr(text if len(text) <= width else "..." + text[-(width - 3):])
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:

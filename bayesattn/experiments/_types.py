@@ -15,6 +15,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from bayesattn._text import short_path
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -295,9 +297,7 @@ class RunResult:
             f"{v.claim}={'not assessed' if v.verdict == NOT_ASSESSED else v.verdict}"
             for v in self.verdicts
         )
-        out = str(self.out)
-        out = out if len(out) <= 60 else "..." + out[-57:]
         return (
-            f"RunResult(out={out!r}, results={len(self.results)} rows, "
+            f"RunResult(out={short_path(self.out)}, results={len(self.results)} rows, "
             f"verdicts=[{verdicts}], figures={len(self.figures)})"
         )
