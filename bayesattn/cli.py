@@ -73,7 +73,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from bayesattn import experiments
-    from bayesattn.experiments._cost import format_duration
+    from bayesattn.runner import format_duration
 
     if args.name is not None:
         e = experiments.get(args.name)
@@ -147,7 +147,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print()
     print(report.format_verdicts(result.verdicts))
     if result.convergence is not None:
-        from bayesattn.experiments._convergence import summary_line
+        from bayesattn.runner import summary_line
 
         print(f"\n{summary_line(result.convergence)}")
     print(f"\nrun folder: {result.out}")

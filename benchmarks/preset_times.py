@@ -3,7 +3,7 @@
 Runs ``bayesattn run NAME --preset P --threads 1 --device cpu`` in a fresh process for
 each experiment and preset (the time a user waits, imports included), then writes
 
-- ``bayesattn/experiments/cpu_seconds.json``: the measured seconds and ``work(params)``
+- ``bayesattn/runner/cpu_seconds.json``: the measured seconds and ``work(params)``
   of every preset measured, which ``bayesattn.experiments.estimate_cpu_seconds`` (and so
   ``bayesattn run`` and ``bayesattn list``) reads;
 - ``benchmarks/results/preset_times.csv``: one row per experiment with the measured
@@ -21,8 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -59,21 +57,8 @@ def timed_run(name: str, preset: str, runs: Path | None) -> float:
     return seconds
 
 
-def write_measurements(data: dict) -> None:
-    from bayesattn.experiments import _cost
-
-    path = _cost.MEASUREMENTS
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def main() -> None:
-    from bayesattn import experiments
-    from bayesattn.experiments import _cost
+    from bayesattn import experiments, runner
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="experiments to measure (default: all)")
@@ -81,7 +66,7 @@ def main() -> None:
                         help="keep the run folders here (NAME-PRESET) instead of discarding them")
     args = parser.parse_args()
     names = args.names or experiments.names()
-    data = _cost.measured_seconds()
+    data = runner.measured_seconds()
     data["reference"] = {"machine": machine(), "threads": 1, "measured": str(date.today())}
     table = data.setdefault("experiments", {})
 
@@ -91,19 +76,18 @@ def main() -> None:
         e = experiments.get(name)
         for preset in PRESETS:
             seconds = timed_run(name, preset, args.runs)
-            work = _cost.work_of(e, e.preset_params(preset))
+            work = runner.work_of(e, e.preset_params(preset))
             table.setdefault(name, {})[preset] = {"seconds": round(seconds, 1), "work": work}
             print(f"{name:24s} {preset:6s} {seconds:8.1f} s", flush=True)
-            write_measurements(data)  # after each run: an interrupted sweep keeps its work
-    write_measurements(data)
-    _cost._measurements.cache_clear()
+            runner.write_measurements(data)  # after each run: an interrupted sweep keeps it
+    path = runner.write_measurements(data)
 
     rows = []
     for name in experiments.names():
         e, points = experiments.get(name), table.get(name, {})
         if not {"smoke", "quick"} <= set(points):
             continue
-        full_work = _cost.work_of(e, e.preset_params("full"))
+        full_work = runner.work_of(e, e.preset_params("full"))
         rows.append({
             "experiment": name, "smoke_s": points["smoke"]["seconds"],
             "quick_s": points["quick"]["seconds"],
@@ -114,13 +98,13 @@ def main() -> None:
         })
     frame = pd.DataFrame(rows)
     write_csv_atomic(frame, RESULTS)
-    shown = frame.assign(full_est=frame["full_est_s"].map(_cost.format_duration))
+    shown = frame.assign(full_est=frame["full_est_s"].map(runner.format_duration))
     print()
     print(shown[["experiment", "smoke_s", "quick_s", "full_work_over_quick", "full_est"]]
           .to_string(index=False))
     print(f"\nquick total {frame['quick_s'].sum() / 60:.1f} min; full total "
-          f"{_cost.format_duration(frame['full_est_s'].sum())} (estimated); wrote {RESULTS} and "
-          f"{_cost.MEASUREMENTS.relative_to(ROOT)}")
+          f"{runner.format_duration(frame['full_est_s'].sum())} (estimated); wrote {RESULTS} and "
+          f"{path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

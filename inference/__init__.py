@@ -20,8 +20,10 @@ Attention building blocks:
     of ``TransformerEncoder``.
 """
 
+from bayesattn._files import DamagedFileError
+
 from . import oracle
-from ._amortized import DEFAULT_ENCODER_OPTIONS, AmortizedPosterior, DamagedFileError
+from ._amortized import DEFAULT_ENCODER_OPTIONS, AmortizedPosterior
 from ._attention import (
     AttentionConfig,
     AttentionKernel,
@@ -35,10 +37,12 @@ from ._attention import (
     register_kernel,
 )
 from ._diagnostics import DEFAULT_GATE, ConvergenceGate, per_dataset_diagnostics
-from ._encoders import DeepSets, SetTransformer, TransformerEncoder, make_encoder
+from ._encoders import DeepSets, SetEncoder, SetTransformer, TransformerEncoder, make_encoder
+from ._featurize import TokenFeaturizer
 from ._filtering import BilateralKernel, TwicingKernel, sinusoidal_encoding
 from ._ground_truth import METHODS, reference_posterior
 from ._heads import PosteriorHead, make_head
+from ._predictive import PredictiveHead
 from ._reference import Reference, UnconvergedReferenceError
 from ._threads import available_cores, resolve_threads, torch_threads
 from ._train import (
@@ -92,4 +96,7 @@ __all__ = [
     "resolve_threads",
     "torch_threads",
     "training_lengths",
+    "PredictiveHead",
+    "SetEncoder",
+    "TokenFeaturizer",
 ]

@@ -11,11 +11,7 @@ appends log L, the number of real tokens, to the pooled representation
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +19,7 @@ import torch
 from torch import nn
 
 from bayesattn import models as _models
+from bayesattn._files import DamagedFileError, load_torch_file, save_torch
 from bayesattn.models import ExchangeableModel
 
 from ._encoders import make_encoder
@@ -207,7 +204,7 @@ class AmortizedPosterior(nn.Module):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"config": self.config, "state_dict": self.state_dict()}
-        atomic_torch_save(payload, path)
+        save_torch(payload, path)
         return path
 
     @classmethod
@@ -234,60 +231,3 @@ class AmortizedPosterior(nn.Module):
         )
         net.load_state_dict(payload["state_dict"])
         return net
-
-
-class DamagedFileError(ValueError):
-    """A torch file (network, checkpoint, artifact) is empty, truncated or not a torch file."""
-
-
-def torch_bytes(obj: Any) -> bytes:
-    """``torch.save(obj)`` as bytes. Saved through memory, the archive's inner folder is
-    always ``archive/``, so the same object gives the same bytes whatever the file is
-    called (a temporary file name would otherwise end up inside the archive)."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write :func:`torch_bytes` of ``obj`` to a temp file beside ``path``, then rename it
-    over ``path``: readers see the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(torch_bytes(obj))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu",
-                    what: str = "torch file") -> Any:
-    """``torch.load(path, weights_only=True)`` that names the file when it is damaged.
-
-    Raises:
-        FileNotFoundError: there is no such file.
-        DamagedFileError: the file is empty, truncated, or not a torch file.
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} {path} does not exist") from None
-    if size == 0:
-        raise DamagedFileError(f"{what} {path} is empty (0 bytes): it was not written "
-                               "completely; delete it, or save it again")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, OSError,
-            KeyError, ValueError) as exc:
-        # torch's own message advises weights_only=False (running the file's code): not
-        # advice to pass on for a file that is merely damaged
-        reason = ("it ends early" if isinstance(exc, EOFError) else
-                  "it is not a complete torch archive" if isinstance(exc, RuntimeError) else
-                  "its contents are not a saved torch object")
-        raise DamagedFileError(
-            f"{what} {path} ({size} bytes) cannot be read: {reason} ({type(exc).__name__}); "
-            "it is truncated, damaged or not a file bayesattn saved. Delete it, or save it "
-            "again") from None

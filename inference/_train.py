@@ -34,10 +34,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bayesattn._files import DamagedFileError, load_torch_file, save_torch
 from bayesattn._text import short_path
 from bayesattn.models import ExchangeableModel, SetBatch
 
-from ._amortized import AmortizedPosterior, DamagedFileError, atomic_torch_save, load_torch_file
+from ._amortized import AmortizedPosterior
 from ._threads import torch_threads
 
 OBJECTIVES = ("npe", "kl", "supervised", "mtp")
@@ -551,7 +552,7 @@ def _train(net, model, *, objective, lengths, steps, batch_size, seq_len, seed, 
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             if ckpt.exists():  # keep one checkpoint back, in case the newest gets damaged
                 os.replace(ckpt, ckpt.with_name(PREVIOUS_CHECKPOINT))
-            atomic_torch_save(
+            save_torch(
                 {"step": step, "net": net.state_dict(), "optimizer": opt.state_dict(),
                  "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
                  "history": history, "run_config": run_config},

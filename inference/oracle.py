@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bayesattn.models._mixture import FiniteMixture
-from bayesattn.models._validation import check_mask
+from bayesattn.models import FiniteMixture, check_mask
 from bayesattn.models.linear_regression import LinearRegression
 
 __all__ = [

@@ -34,9 +34,11 @@ from . import (  # noqa: F401, E402  (importing registers; names() sorts)
 )
 from ._base import ExchangeableModel
 from ._errors import ModelInputError, NoExactPosterior, UnknownModelError
+from ._mixture import FiniteMixture
 from ._registry import get, names, register, unregister
 from ._sequence import SequenceModel, get_sequence, register_sequence, sequence_names
 from ._setbatch import SetBatch
+from ._validation import check_mask
 from .change_point import ChangePoint, ChangePointPosterior
 from .contamination import ContaminatedBatch, ContaminatedMixture, contaminate
 from .gp_signal import GPSignal
@@ -61,4 +63,6 @@ __all__ = [
     "register_sequence",
     "sequence_names",
     "unregister",
+    "FiniteMixture",
+    "check_mask",
 ]

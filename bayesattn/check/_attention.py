@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from bayesattn.inference.oracle import ConceptMixtureOracle, cme_attention
-from bayesattn.models import ExchangeableModel
-from bayesattn.models._mixture import FiniteMixture
+from bayesattn.models import ExchangeableModel, FiniteMixture
 from bayesattn.models.linear_regression import LinearRegression
 
 from ._args import CheckArgumentError, CheckTypeError, as_model, check_seed, positive_float

@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bayesattn.gaps import sufficiency_gap
-from bayesattn.gaps._sufficiency import PROBES, probe_family
+from bayesattn.gaps import PROBES, probe_family, sufficiency_gap
 from bayesattn.models import ExchangeableModel
 
 from ._args import (

@@ -59,8 +59,8 @@ def _errorbar(ax, x, est, color, label=None, marker="o"):
 
 def _mse_figure(ctx, sm: pd.DataFrame) -> list[Path]:
     from bayesattn.plots import save_figure, subplots
+    from bayesattn.runner import pick
 
-    from ._verdicts import pick
     from .denoising_2d import BASELINE, NONINFERIORITY, VARIANTS
 
     palette = _palette()
@@ -139,8 +139,8 @@ def _attention_figure(ctx, att: pd.DataFrame) -> list[Path]:
 
 def _history_figure(ctx, hist: pd.DataFrame, sm: pd.DataFrame) -> list[Path]:
     from bayesattn.plots import save_figure, subplots
+    from bayesattn.runner import pick
 
-    from ._verdicts import pick
     from .denoising_2d import VARIANTS
 
     palette = _palette()

@@ -40,9 +40,9 @@ def make(ctx, results: pd.DataFrame) -> list[Path]:
     import seaborn as sns
 
     from bayesattn.plots import save_figure, subplots
+    from bayesattn.runner import combine_replicates
+    from bayesattn.runner import stage_frame as _frame
 
-    from ._verdicts import combine_replicates
-    from ._verdicts import stage_frame as _frame
     from .mtp_transfer import BOUND_C, PRETEXTS, READOUTS
 
     paths: list[Path] = []

@@ -36,11 +36,22 @@ import math
 import numpy as np
 import pandas as pd
 
-from ._convergence import convergence_row, loss_plateau
+from bayesattn.runner import (
+    Experiment,
+    Stage,
+    StageOutput,
+    Verdict,
+    ci_numbers,
+    ci_text,
+    convergence_row,
+    direction,
+    loss_plateau,
+    pick,
+    register,
+)
+from bayesattn.runner import stage_frame as _frame
+
 from ._posteriors import exact_vs_net_draws
-from ._registry import Experiment, Stage, StageOutput, Verdict, register
-from ._verdicts import ci_numbers, ci_text, direction, pick
-from ._verdicts import stage_frame as _frame
 
 #: The hand-set attention and simulation helpers are public: the attention_is_bayes
 #: notebook and users reproducing P5/P6 call them.

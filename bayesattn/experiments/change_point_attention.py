@@ -54,15 +54,21 @@ import math
 import numpy as np
 import pandas as pd
 
-from ._convergence import (
+from bayesattn.runner import (
+    Experiment,
+    Stage,
+    StageOutput,
+    Verdict,
+    ci_numbers,
+    ci_text,
     convergence_row,
+    pick,
     plateau_judgement,
     plateau_rows,
+    register,
     unknown_floor_basis,
 )
-from ._registry import Experiment, Stage, StageOutput, Verdict, register
-from ._verdicts import ci_numbers, ci_text, pick
-from ._verdicts import stage_frame as _frame
+from bayesattn.runner import stage_frame as _frame
 
 #: variant -> (positional, kernel, kernel_kwargs) of the TransformerEncoder
 VARIANTS = {

@@ -65,9 +65,17 @@ import math
 import numpy as np
 import pandas as pd
 
-from ._registry import Experiment, Stage, StageOutput, Verdict, register
-from ._verdicts import ci_numbers, ci_text, pick
-from ._verdicts import stage_frame as _frame
+from bayesattn.runner import (
+    Experiment,
+    Stage,
+    StageOutput,
+    Verdict,
+    ci_numbers,
+    ci_text,
+    pick,
+    register,
+)
+from bayesattn.runner import stage_frame as _frame
 
 KINDS = ("outlier", "swap")
 KERNELS = ("softmax", "gaussian", "bilateral", "twicing-softmax", "twicing-gaussian", "cme")

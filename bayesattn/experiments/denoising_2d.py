@@ -42,16 +42,23 @@ import math
 import numpy as np
 import pandas as pd
 
-from ._context import derive_seed
-from ._convergence import (
+from bayesattn.runner import (
+    Experiment,
+    Stage,
+    StageOutput,
+    Verdict,
+    ci_numbers,
+    ci_text,
+    combine_replicates,
     convergence_row,
+    derive_seed,
+    pick,
     plateau_judgement,
     plateau_rows,
+    register,
     unknown_floor_basis,
 )
-from ._registry import Experiment, Stage, StageOutput, Verdict, register
-from ._verdicts import ci_numbers, ci_text, combine_replicates, pick
-from ._verdicts import stage_frame as _frame
+from bayesattn.runner import stage_frame as _frame
 
 VARIANTS = ("sa+pe", "sa", "bilateral", "bilateral+twicing")
 BILATERAL = ("bilateral", "bilateral+twicing")
@@ -165,7 +172,7 @@ def train_denoiser(net, model, *, steps: int, batch_size: int, lr: float, weight
 
     import torch
 
-    from ._context import LoopCheckpoint
+    from bayesattn.runner import LoopCheckpoint
 
     if steps < 1 or batch_size < 1 or chunk_steps < 1:
         raise ValueError(f"steps, batch_size and chunk_steps must be >= 1; got {steps}, "

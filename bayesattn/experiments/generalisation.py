@@ -32,10 +32,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayesattn.runner import (
+    Experiment,
+    Stage,
+    StageOutput,
+    Verdict,
+    ci_text,
+    combine_replicates,
+    register,
+)
+from bayesattn.runner import stage_frame as _frame
+
 from ._posteriors import exact_vs_net_draws
-from ._registry import Experiment, Stage, StageOutput, Verdict, register
-from ._verdicts import ci_text, combine_replicates
-from ._verdicts import stage_frame as _frame
 
 MODEL = {"name": "concept-mixture", "K": 4, "d": 2, "radius": 0.5}
 #: the loss whose gap each training objective is judged by (its own ERM loss)
@@ -89,8 +97,7 @@ def gap_grid(model, *, train_sizes, lengths, steps: int, batch_size: int, object
     Returns ``(frame, {(N, L): net})``.
     """
     from bayesattn.gaps import generalisation_gap
-
-    from ._convergence import loss_plateau
+    from bayesattn.runner import loss_plateau
 
     frame, nets, histories = generalisation_gap(
         model, train_sizes=train_sizes, lengths=lengths, steps=steps, batch_size=batch_size,
@@ -293,7 +300,7 @@ def convergence(results: pd.DataFrame, params: dict) -> pd.DataFrame:
     """One row per network, judged by a plateau of its training loss: every network is
     trained on a fixed, finite set of N sequences on purpose, so its floor (the smallest
     test error reachable from N sequences) is not known and not 0."""
-    from ._convergence import convergence_row, is_plateau
+    from bayesattn.runner import convergence_row, is_plateau
 
     gaps = _frame(results, "gaps")
     rows = []

@@ -36,15 +36,21 @@ import math
 import numpy as np
 import pandas as pd
 
-from ._convergence import (
+from bayesattn.runner import (
+    Experiment,
+    Stage,
+    StageOutput,
+    Verdict,
+    ci_numbers,
+    ci_text,
     convergence_row,
+    pick,
     plateau_judgement,
     plateau_rows,
+    register,
     unknown_floor_basis,
 )
-from ._registry import Experiment, Stage, StageOutput, Verdict, register
-from ._verdicts import ci_numbers, ci_text, pick
-from ._verdicts import stage_frame as _frame
+from bayesattn.runner import stage_frame as _frame
 
 #: drop factor the claim needs between widths below s and widths in [s, 2s)
 DROP_FACTOR = 3.0
@@ -139,8 +145,7 @@ def net_classes():
     import torch
     from torch import nn
 
-    from bayesattn.inference import AmortizedPosterior, make_kernel
-    from bayesattn.inference._encoders import SetEncoder
+    from bayesattn.inference import AmortizedPosterior, SetEncoder, make_kernel
 
     class AttentionPool(SetEncoder):
         """Per-token MLP, then one multi-head attention pooling with H * d_v outputs.

@@ -22,14 +22,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._convergence import (
+from bayesattn.runner import (
+    Experiment,
+    Stage,
+    StageOutput,
+    Verdict,
+    ci_numbers,
+    ci_text,
     convergence_row,
+    pick,
     plateau_judgement,
     plateau_rows,
+    register,
     unknown_floor_basis,
 )
-from ._registry import Experiment, Stage, StageOutput, Verdict, register
-from ._verdicts import ci_numbers, ci_text, pick
 
 MODELS = {
     "normal-mean": {"d": 1, "prior_scale": 1.0},

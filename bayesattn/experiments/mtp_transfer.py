@@ -50,9 +50,18 @@ import math
 import numpy as np
 import pandas as pd
 
-from ._registry import Experiment, Stage, StageOutput, Verdict, register
-from ._verdicts import ci_numbers, ci_text, combine_replicates, pick
-from ._verdicts import stage_frame as _frame
+from bayesattn.runner import (
+    Experiment,
+    Stage,
+    StageOutput,
+    Verdict,
+    ci_numbers,
+    ci_text,
+    combine_replicates,
+    pick,
+    register,
+)
+from bayesattn.runner import stage_frame as _frame
 
 P9_MODEL = {"name": "unigram-mixture", "K": 3, "V": 20, "param_seed": 0}
 P10_MODEL = {"name": "concept-mixture", "K": 3, "d": 2, "radius": 2.0, "scale": 1.0}
@@ -160,8 +169,7 @@ def _kappa(ctx) -> StageOutput:
     import arviz as az
     import torch
 
-    from bayesattn.gaps import model_condition_number
-    from bayesattn.gaps._transfer import _target_table, sum_zero_basis
+    from bayesattn.gaps import model_condition_number, sum_zero_basis, target_table
 
     p = ctx.params
     grid = sorted({*np.linspace(0.0, 0.95, int(p["kappa_grid"])).round(6).tolist(),
@@ -174,7 +182,7 @@ def _kappa(ctx) -> StageOutput:
         u = sum_zero_basis(ax.shape[0])
         values = {"kappa2": model_condition_number(model, pretext="full"),
                   "sigma_min_x": float(np.linalg.svd(ax.T @ u, compute_uv=False).min()),
-                  "sigma_max_y": float(np.linalg.svd(_target_table(model).T @ u,
+                  "sigma_max_y": float(np.linalg.svd(target_table(model).T @ u,
                                                      compute_uv=False).max())}
         rows += [{"claim": "P9", "model": model.name, "closeness": float(c), "pretext": "full",
                   "metric": k, "value": v, "ci_low": nan, "ci_high": nan, "se": nan, "n": 0}
@@ -214,13 +222,18 @@ def head_floor(model, *, width: int, seq_len, num_train_probe: int, num_test: in
     """
     import torch
 
-    from bayesattn.gaps import bayes_risk, fit_probe, simulate_sets
-    from bayesattn.gaps._sufficiency import evaluate_representation, exact_posterior_features
-    from bayesattn.gaps._transfer import _target_table
+    from bayesattn.gaps import (
+        bayes_risk,
+        evaluate_representation,
+        exact_posterior_features,
+        fit_probe,
+        simulate_sets,
+        target_table,
+    )
     from bayesattn.metrics import bootstrap_ci
 
     exact = exact_posterior_features(model)
-    num_classes = _target_table(model).shape[1]
+    num_classes = target_table(model).shape[1]
     gen = torch.Generator().manual_seed(int(seed) + 404)
 
     def feats(batch):
@@ -617,7 +630,7 @@ def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
 def convergence(results: pd.DataFrame, params: dict) -> pd.DataFrame:
     """One row per P9 network (pretext encoder and its downstream linear probe) and per
     P10 encoder at the largest N (the smaller N are the sweep in N, short on purpose)."""
-    from ._convergence import convergence_row
+    from bayesattn.runner import convergence_row
 
     rows = []
     cl = _frame(results, "closeness")

@@ -39,9 +39,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._registry import Experiment, Stage, StageOutput, Verdict, register
-from ._verdicts import ci_numbers, ci_text, pick
-from ._verdicts import stage_frame as _frame
+from bayesattn.runner import (
+    Experiment,
+    Stage,
+    StageOutput,
+    Verdict,
+    ci_numbers,
+    ci_text,
+    pick,
+    register,
+)
+from bayesattn.runner import stage_frame as _frame
 
 VARIANTS = ("plain", "residual", "twicing", "boosting")
 E3_METRICS = ("mse_clean", "mse_posterior", "cosine", "effective_rank")

@@ -35,9 +35,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._registry import Experiment, Stage, StageOutput, Verdict, register
-from ._verdicts import ci_numbers, ci_text, pick
-from ._verdicts import stage_frame as _frame
+from bayesattn.runner import (
+    Experiment,
+    Stage,
+    StageOutput,
+    Verdict,
+    ci_numbers,
+    ci_text,
+    pick,
+    register,
+)
+from bayesattn.runner import stage_frame as _frame
 
 CONCEPT = {"K": 4, "d": 2, "radius": 0.5}
 MODEL_PARAMS = {"concept-mixture": CONCEPT}
@@ -131,7 +139,7 @@ def _fit(ctx, net, model, *, steps: int, objective: str, seed: int,
 def plateau_numbers(history: pd.DataFrame) -> dict:
     """``loss_plateau`` of the training loss (last 10% of the steps vs the 10% before) as
     ``plateau_*`` columns, NaN when the history is too short to tell."""
-    from ._convergence import loss_plateau
+    from bayesattn.runner import loss_plateau
 
     try:
         stats = loss_plateau(history, "loss")
@@ -152,7 +160,7 @@ def mean_without_length(model):
     """Non-sufficient summary: the mean of the featurised tokens, without the count L."""
     import torch
 
-    from bayesattn.inference._featurize import TokenFeaturizer
+    from bayesattn.inference import TokenFeaturizer
 
     featurize = TokenFeaturizer(model)
 
@@ -267,8 +275,13 @@ def _trained_nets(ctx, name: str) -> dict:
 
 def _per_sequence_excess(reps: dict, model, p: dict, seed: int, probe: str) -> np.ndarray:
     """Per-test-sequence excess risk ``(num_test, len(reps))``, exactly as sufficiency_gap."""
-    from bayesattn.gaps import bayes_risk, fit_probe, simulate_sets
-    from bayesattn.gaps._sufficiency import evaluate_representation, probe_family
+    from bayesattn.gaps import (
+        bayes_risk,
+        evaluate_representation,
+        fit_probe,
+        probe_family,
+        simulate_sets,
+    )
 
     seq_len = tuple(p["seq_len"])
     kind, num_classes = probe_family(model)
@@ -491,7 +504,7 @@ def _posterior_idata(model, batch, x_perm, mask_perm, candidates: dict, seed: in
 
 # ----------------------------------------------------------------------------- convergence
 def _plateau_row(network: str, row, what: str, basis: str) -> dict:
-    from ._convergence import convergence_row, is_plateau
+    from bayesattn.runner import convergence_row, is_plateau
 
     stats = {k: float(row.get(f"plateau_{k}", np.nan))  # all-NaN columns are dropped
              for k in ("last", "drop", "se", "relative_drop")}

@@ -35,9 +35,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._convergence import convergence_row
-from ._registry import Experiment, Stage, StageOutput, Verdict, register
-from ._verdicts import ci_numbers, ci_text, combine_replicates, pick, stage_frame
+from bayesattn.runner import (
+    Experiment,
+    Stage,
+    StageOutput,
+    Verdict,
+    ci_numbers,
+    ci_text,
+    combine_replicates,
+    convergence_row,
+    pick,
+    register,
+    stage_frame,
+)
 
 #: variant -> (attention kernel, residual)
 VARIANTS = {

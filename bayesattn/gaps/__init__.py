@@ -25,13 +25,22 @@ from ._generalisation import fit_slope, generalisation_gap, sequence_losses
 from ._minimality import EqualStatisticPairs, equal_statistic_pairs, minimality
 from ._probe import fit_probe
 from ._sufficiency import (
+    PROBES,
+    evaluate_representation,
     exact_posterior_features,
     first_token_features,
+    probe_family,
     representation_of,
     simulate_sets,
     sufficiency_gap,
 )
-from ._transfer import condition_number, masked_token_transfer, model_condition_number
+from ._transfer import (
+    condition_number,
+    masked_token_transfer,
+    model_condition_number,
+    sum_zero_basis,
+    target_table,
+)
 
 __all__ = [
     "approximation_gap",
@@ -58,4 +67,9 @@ __all__ = [
     "condition_number",
     "masked_token_transfer",
     "model_condition_number",
+    "PROBES",
+    "evaluate_representation",
+    "probe_family",
+    "sum_zero_basis",
+    "target_table",
 ]

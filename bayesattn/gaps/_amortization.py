@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bayesattn.metrics._divergence import closed_form_kl
+from bayesattn.metrics import closed_form_kl
 
 from ._approximation import summarise
 

@@ -38,7 +38,7 @@ import torch
 from torch import distributions as td
 from torch.distributions import constraints
 
-from bayesattn.inference._featurize import TokenFeaturizer
+from bayesattn.inference import TokenFeaturizer
 from bayesattn.metrics import bootstrap_ci
 from bayesattn.models import ExchangeableModel, SetBatch
 

@@ -58,11 +58,9 @@ import torch
 from scipy.stats import norm
 from torch.distributions import constraints
 
-from bayesattn.inference import AmortizedPosterior, train
-from bayesattn.inference._predictive import PredictiveHead
+from bayesattn.inference import AmortizedPosterior, PredictiveHead, train
 from bayesattn.metrics import bootstrap_ci
-from bayesattn.models import ExchangeableModel
-from bayesattn.models._mixture import FiniteMixture
+from bayesattn.models import ExchangeableModel, FiniteMixture
 
 from ._bayes import bayes_risk
 from ._probe import fit_probe
@@ -206,7 +204,9 @@ def _pretext(model: FiniteMixture, pretext: str, coarsen: Any) -> _Pretext:
     return _Pretext(sign, loglik, table, constraints.boolean)
 
 
-def _target_table(model: FiniteMixture) -> np.ndarray:
+def target_table(model: FiniteMixture) -> np.ndarray:
+    """``A_y``: the target's distribution given each class, ``(K, C)`` float64 (row k is
+    p(y | z = k) over the C target values)."""
     classes = torch.arange(model.params["K"]).unsqueeze(-1)  # (K, 1)
     return model.pyro_target(classes).probs.reshape(len(classes), -1).double().numpy()
 
@@ -227,7 +227,7 @@ def model_condition_number(model: ExchangeableModel, *, pretext: str = "full",
         ``kappa_2`` as a float (``inf`` for a blind pretext).
     """
     model = _check_mixture(model)
-    return condition_number(_pretext(model, pretext, coarsen).table, _target_table(model))
+    return condition_number(_pretext(model, pretext, coarsen).table, target_table(model))
 
 
 def _hide(mask: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
@@ -368,7 +368,7 @@ def masked_token_transfer(
     pre_net, pre_bayes = _pretext_losses(net, model, spec, test.x, test.mask, mask_fraction,
                                          seed + 303)
     features = _readout_features(net, plan)
-    num_classes = _target_table(model).shape[1]
+    num_classes = target_table(model).shape[1]
     bayes = bayes_risk(model, test.x, test.y, test.mask).numpy()
     keys = {"model": model.name, "pretext": pretext, "steps": int(steps),
             "batch_size": int(batch_size), "num_train_probe": int(num_train_probe),
@@ -389,7 +389,7 @@ def masked_token_transfer(
                          hidden=0 if probe_name == "linear" else int(probe_hidden))
         rows += rows_for(readout, probe_name, {"downstream_nll": down, "bayes_risk": bayes,
                                                "downstream_excess_risk": down - bayes})
-    kappa = condition_number(spec.table, _target_table(model))
+    kappa = condition_number(spec.table, target_table(model))
     nan = float("nan")
     rows.append({**keys, "readout": "pretext", "probe": probe, "metric": "kappa2",
                  "value": kappa, "ci_low": nan, "ci_high": nan, "se": nan, "n": 0})

@@ -22,7 +22,13 @@ from ._calibration import (
     standardized_mean_error,
     variance_ratio,
 )
-from ._divergence import kl_divergence, kl_per_dataset, total_variation, tv_per_dataset
+from ._divergence import (
+    closed_form_kl,
+    kl_divergence,
+    kl_per_dataset,
+    total_variation,
+    tv_per_dataset,
+)
 from ._estimate import Estimate, as_numpy, bootstrap_ci
 from ._labels import align_labels, hungarian_permutation, sorted_functional
 from ._twosample import TwoSampleResult, c2st, energy_distance, mmd2, wasserstein2
@@ -49,4 +55,5 @@ __all__ = [
     "hungarian_permutation",
     "align_labels",
     "sorted_functional",
+    "closed_form_kl",
 ]

@@ -103,7 +103,7 @@ TRAIN_NOTHING = {"contamination-attention", "denoising-1d", "oversmoothing-boost
 
 @pytest.mark.parametrize("name", ex.names())
 def test_cost_and_convergence_are_declared(name):
-    from bayesattn.experiments import _cost
+    from bayesattn.runner import _cost
 
     exp = ex.get(name)
     works = [_cost.work_of(exp, exp.preset_params(p)) for p in ("smoke", "quick", "full")]
@@ -115,7 +115,7 @@ def test_cost_and_convergence_are_declared(name):
 def test_measured_cpu_times_match_the_current_presets(name):
     """cpu_seconds.json was measured with today's presets (else rerun
     benchmarks/preset_times.py NAME), and full gets a finite estimate."""
-    from bayesattn.experiments import _cost
+    from bayesattn.runner import _cost
 
     exp = ex.get(name)
     points = _cost.measured_seconds()["experiments"].get(name)

@@ -11,7 +11,7 @@ import pytest
 
 from bayesattn import experiments as ex
 from bayesattn.cli import main
-from bayesattn.experiments import _convergence, _cost
+from bayesattn.runner import _convergence, _cost
 
 NAME = "toy-convergence"
 

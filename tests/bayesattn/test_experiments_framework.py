@@ -473,7 +473,7 @@ def test_register_plain_decorator_duplicates_and_unregister():
 
 
 def test_builtin_modules_are_imported_on_first_use(tmp_path, monkeypatch):
-    from bayesattn.experiments import _registry
+    from bayesattn.runner import _registry
 
     (tmp_path / "toy_builtin_module.py").write_text(
         "from bayesattn import experiments as ex\n"
@@ -483,7 +483,8 @@ def test_builtin_modules_are_imported_on_first_use(tmp_path, monkeypatch):
         "    stages=(ex.Stage('one', lambda ctx: pd.DataFrame()),), verdicts=lambda r, p: []))\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(ex, "_BUILTIN_MODULES", (*ex._BUILTIN_MODULES, "toy_builtin_module"))
+    monkeypatch.setattr(_registry, "BUILTIN_MODULES",
+                        (*_registry.BUILTIN_MODULES, "toy_builtin_module"))
     monkeypatch.setattr(_registry, "_builtins_loaded", False)
     try:
         assert "toy-builtin" in ex.names()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesattn.experiments._verdicts import (
+from bayesattn.runner._verdicts import (
     ci_numbers,
     ci_text,
     combine_replicates,

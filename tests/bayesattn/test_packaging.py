@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import shutil
 import subprocess
@@ -131,59 +130,4 @@ def test_wheel_works_outside_the_repository(wheel, tmp_path):
         str(ROOT / "notebooks" / "assignments" / "01_exact_posteriors.ipynb"), str(student))
     assert "NotImplementedError" in student.read_text()
 
-
-# ---------------------------------------------------------------- layering
-# metrics <- models <- inference <- gaps <- check <- experiments/report/plots/demo <- cli
-# (metrics sits below everything: pure functions, no PPL or network code; below it only
-# the small helpers _progress and _text, which import nothing from bayesattn)
-LAYER = {
-    "progress": -2, "text": -2,  # bayesattn._progress, bayesattn._text: helpers for all
-    "metrics": -1, "models": 0, "inference": 1, "gaps": 2, "check": 3,
-    "experiments": 4, "report": 4, "plots": 4, "demo": 4, "assignments": 4, "cli": 5,
-    "main__": 5,  # bayesattn.__main__ (python -m bayesattn), the cli's twin
-}
-SOURCE = {name: ROOT / name for name in ("models", "inference", "bayesattn")}
-
-
-def _layer_of(module: str) -> int | None:
-    parts = module.split(".")
-    if parts[0] != "bayesattn" or len(parts) < 2:
-        return None
-    return LAYER.get(parts[1].lstrip("_"), None)
-
-
-def _modules():
-    for pkg, folder in SOURCE.items():
-        for path in folder.rglob("*.py"):
-            rel = path.relative_to(folder).with_suffix("")
-            parts = [p for p in rel.parts if p != "__init__"]
-            if pkg == "bayesattn":
-                name = ".".join(["bayesattn", *parts])
-            else:
-                name = ".".join(["bayesattn", pkg, *parts])
-            yield name, path
-
-
-def test_lower_layers_never_import_higher_ones():
-    problems = []
-    for name, path in _modules():
-        own = _layer_of(name)
-        if own is None:
-            continue
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            targets = []
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            for t in targets:
-                other = _layer_of(t)
-                if other is not None and other > own:
-                    problems.append(f"{name} (layer {own}) imports {t} (layer {other})")
-    assert not problems, problems
-
-
-def test_every_module_is_assigned_a_layer():
-    unassigned = [n for n, _ in _modules() if n != "bayesattn" and _layer_of(n) is None]
-    assert not unassigned, f"add these to LAYER in this test: {unassigned}"
+# The layering, boundary and import-circle checks are in tests/test_architecture.py.

@@ -20,8 +20,8 @@ import pytest
 
 from bayesattn import experiments as ex
 from bayesattn.cli import main
-from bayesattn.experiments import _lock
-from bayesattn.experiments._folder import MARKER
+from bayesattn.runner import _lock
+from bayesattn.runner._folder import MARKER
 
 SCRIPT = textwrap.dedent('''
     import os, sys, time
@@ -158,7 +158,7 @@ def test_lock_is_reentrant_across_processes_only_after_release(tmp_path):
     out = tmp_path / "run"
     with _lock.run_folder_lock(out, "first holder"):
         assert "first holder" in _lock.lock_path(out).read_text()
-        code = ("from pathlib import Path; from bayesattn.experiments import _lock\n"
+        code = ("from pathlib import Path; from bayesattn.runner import _lock\n"
                 f"with _lock.run_folder_lock(Path({str(out)!r})): pass")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert done.returncode != 0 and "RunFolderLockedError" in done.stderr
@@ -175,7 +175,7 @@ def test_full_disk_is_one_clear_line_and_leaves_no_partial_files(tmp_path, monke
 
     import pandas as pd
 
-    from bayesattn.experiments import _io
+    from bayesattn.runner import _io
 
     def stage(ctx):
         return pd.DataFrame({"v": [1.0]})
@@ -197,7 +197,7 @@ def test_full_disk_is_one_clear_line_and_leaves_no_partial_files(tmp_path, monke
                 raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
         return real(path, frame)
 
-    monkeypatch.setattr("bayesattn.experiments._runner.write_csv", full_disk)
+    monkeypatch.setattr("bayesattn.runner._run.write_csv", full_disk)
     ex.register(exp)
     try:
         code = main(["run", "toy-disk", "--preset", "smoke", "--no-progress", "--out", str(out),
@@ -330,7 +330,7 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_bytes(tmp_pat
 def test_loop_checkpoint_restores_module_optimizer_scheduler_and_generator(tmp_path):
     import torch
 
-    from bayesattn.experiments._context import LoopCheckpoint
+    from bayesattn.runner._context import LoopCheckpoint
 
     def run(stop=None, folder=None):
         torch.manual_seed(0)

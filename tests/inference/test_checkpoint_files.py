@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from bayesattn import models
+from bayesattn._files import torch_bytes
 from bayesattn.inference import AmortizedPosterior, DamagedFileError, load_checkpoint, train
-from bayesattn.inference._amortized import torch_bytes
 
 KW = dict(steps=12, batch_size=16, seq_len=(4, 12), seed=1, progress=False, checkpoint_every=5)
 DAMAGE = {"empty": b"", "garbage": b"not a torch file " * 20, "truncated": None}

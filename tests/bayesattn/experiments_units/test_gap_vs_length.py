@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesattn.experiments import gap_vs_length as gvl
+from bayesattn.experiments.gap_vs_length import claims, presets
 
 PARAMS = {"train_len": [8, 64]}
 
@@ -26,24 +26,24 @@ def _results(given_kl: float, blind_drop: float, blind_se: float = 1e-3) -> pd.D
 
 
 def test_convergence_judges_given_l_against_floor_and_blind_net_by_plateau():
-    ok = gvl.convergence(_results(0.001, blind_drop=0.0005), PARAMS).set_index("network")
+    ok = claims.convergence(_results(0.001, blind_drop=0.0005), PARAMS).set_index("network")
     assert ok.loc["net (given L)", "value"] == pytest.approx(0.001)  # only L in [8, 64]
     assert ok.loc["net (given L)", "floor"] == 0 and ok.loc["net (given L)", "converged"]
     assert np.isnan(ok.loc["net (no L)", "floor"]) and ok.loc["net (no L)", "converged"]
-    bad = gvl.convergence(_results(0.02, blind_drop=0.01), PARAMS).set_index("network")
-    assert bad.loc["net (given L)", "excess"] > gvl.GIVEN_L_TOLERANCE
+    bad = claims.convergence(_results(0.02, blind_drop=0.01), PARAMS).set_index("network")
+    assert bad.loc["net (given L)", "excess"] > presets.GIVEN_L_TOLERANCE
     assert not bad.loc["net (given L)", "converged"]
     assert not bad.loc["net (no L)", "converged"]  # still falling by 20%, 10 SE
 
 
 def test_work_grows_with_size_and_orders_the_presets():
-    base = gvl.PRESETS["quick"]
-    w = gvl.work(dict(base))
+    base = presets.PRESETS["quick"]
+    w = presets.work(dict(base))
     for key, bigger in (("steps", 3000), ("batch_size", 128), ("dim", 64),
                         ("num_sequences", 512), ("lengths", base["lengths"] + [2048]),
                         ("train_len", [8, 128])):
-        assert gvl.work({**base, key: bigger}) > w, key
-    works = [gvl.work(dict(gvl.PRESETS[p])) for p in ("smoke", "quick", "full")]
+        assert presets.work({**base, key: bigger}) > w, key
+    works = [presets.work(dict(presets.PRESETS[p])) for p in ("smoke", "quick", "full")]
     assert works[0] < works[1] < works[2]
 
 
@@ -57,11 +57,11 @@ def _p4(kl_inside: float, slope: tuple[float, float, float]):
           for r in ("inside", "beyond")]
     results = pd.DataFrame(ev + sl)
     params = {"train_len": [8, 64]}
-    return next(v for v in gvl.verdicts(results, params) if v.claim == "P4")
+    return next(v for v in claims.verdicts(results, params) if v.claim == "P4")
 
 
 def test_p4_is_inconclusive_when_the_net_is_at_its_floor_inside_the_training_range():
     assert _p4(0.05, (-0.5, -0.7, -0.3)).verdict == "supported"
     assert _p4(0.05, (0.5, 0.3, 0.7)).verdict == "not supported"
-    at_floor = _p4(gvl.GIVEN_L_TOLERANCE / 2, (-0.5, -0.7, -0.3))
+    at_floor = _p4(presets.GIVEN_L_TOLERANCE / 2, (-0.5, -0.7, -0.3))
     assert at_floor.verdict == "inconclusive" and "floor" in at_floor.measured

@@ -23,6 +23,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from bayesattn._files import write_text
+
 from ._registry import get
 from ._settings import resolve_params
 from ._types import Experiment
@@ -74,6 +76,14 @@ def _measurements() -> dict[str, Any]:
 def measured_seconds() -> dict[str, Any]:
     """The measured smoke and quick times (a copy of ``cpu_seconds.json``)."""
     return json.loads(json.dumps(_measurements()))
+
+
+def write_measurements(data: Mapping[str, Any]) -> Path:
+    """Replace ``cpu_seconds.json`` with ``data`` (atomically; ``benchmarks/preset_times.py``
+    calls it after each measured run) and forget the cached copy. Returns its path."""
+    write_text(MEASUREMENTS, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    _measurements.cache_clear()
+    return MEASUREMENTS
 
 
 def work_of(experiment: Experiment, params: Mapping[str, Any]) -> float:

@@ -1,4 +1,5 @@
-"""Figures of the gap-vs-length experiment (seaborn; PNG + SVG)."""
+"""Figures of the gap-vs-length experiment (seaborn; PNG + SVG), drawn from the run folder:
+the evaluate stage's table and the figure-data stage's fresh posteriors."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from bayesattn.runner import stage_frame as _frame
+
+from .presets import GIVEN_L_TOLERANCE, MODEL
 
 
 def _errorbar_lines(ax, frame: pd.DataFrame, hue: str, palette) -> None:
@@ -20,15 +25,11 @@ def _errorbar_lines(ax, frame: pd.DataFrame, hue: str, palette) -> None:
 def make(ctx, results: pd.DataFrame) -> list[Path]:
     import matplotlib.pyplot as plt
     import seaborn as sns
-    import torch
 
     from bayesattn.plots import save_figure, set_style
 
-    from .gap_vs_length import GIVEN_L_TOLERANCE, _candidates, _frame, _model
-
     ev = _frame(results, "evaluate")
     lo, hi = ctx.params["train_len"]
-    model = _model()
     names = list(dict.fromkeys(ev["candidate"]))
     palette = dict(zip(names, sns.color_palette("colorblind", len(names)), strict=True))
     paths: list[Path] = []
@@ -48,7 +49,7 @@ def make(ctx, results: pd.DataFrame) -> list[Path]:
         axes[0].set_title("KL vs L (exact oracle: < 1e-12, below the axis)")
         axes[1].set_title("Total variation vs L")
         axes[1].legend(fontsize=8, loc="lower left")
-        fig.suptitle(f"{model.name} (K={model.params['K']}, d={model.params['d']}): "
+        fig.suptitle(f"{MODEL['name']} (K={MODEL['K']}, d={MODEL['d']}): "
                      "approximation gap vs length, 95% bootstrap CIs")
         fig.tight_layout()
         paths += save_figure(fig, ctx.out / "figures", "gap_vs_length")
@@ -72,26 +73,10 @@ def make(ctx, results: pd.DataFrame) -> list[Path]:
         paths += save_figure(fig, ctx.out / "figures", "entropy_vs_length")
         plt.close(fig)
 
-        # 3. posterior overlay and 4. calibration, on fresh sequences
-        cands = _candidates(ctx, model)
-        net = cands["net (given L)"]
-        lengths = [v for v in (4, 16, 256) if v in set(ev["L"])] or [int(ev["L"].min())]
-        rows, calib = [], []
-        for length in lengths:
-            batch = model.simulate(1000, length, seed=ctx.seed_for(f"figures-{length}"))
-            with torch.no_grad():
-                q = net.posterior(batch.x.float().to(ctx.device)).probs.double().cpu()
-            p = model.exact_posterior(batch.x).probs
-            for b in range(3):
-                for k in range(p.shape[1]):
-                    rows += [{"L": f"L = {length}", "dataset": f"dataset {b}", "concept": k,
-                              "probability": float(p[b, k]), "posterior": "exact"},
-                             {"L": f"L = {length}", "dataset": f"dataset {b}", "concept": k,
-                              "probability": float(q[b, k]), "posterior": "net (given L)"}]
-            conf, pred = q.max(-1)
-            calib.append(pd.DataFrame({"L": length, "confidence": conf.numpy(),
-                                       "correct": (pred == batch.z.reshape(-1)).numpy()}))
-        overlay = pd.DataFrame(rows)
+        # 3. posterior overlay and 4. calibration, on fresh sequences (figure-data stage)
+        overlay = ctx.artifact("figure-data", "overlay").assign(
+            L=lambda f: "L = " + f["L"].astype(str),
+            dataset=lambda f: "dataset " + f["dataset"].astype(str))
         g = sns.catplot(overlay, x="concept", y="probability", hue="posterior", row="L",
                         col="dataset", kind="bar", height=2.2, aspect=1.2,
                         palette={"exact": "0.3", "net (given L)": palette["net (given L)"]})
@@ -101,7 +86,7 @@ def make(ctx, results: pd.DataFrame) -> list[Path]:
         paths += save_figure(g.figure, ctx.out / "figures", "posterior_overlay")
         plt.close(g.figure)
 
-        cal = pd.concat(calib, ignore_index=True)
+        cal = ctx.artifact("figure-data", "calibration").copy()
         cal["bin"] = pd.cut(cal["confidence"], np.linspace(0.25, 1.0, 7), include_lowest=True)
         rel = cal.groupby(["L", "bin"], observed=True).agg(
             confidence=("confidence", "mean"), accuracy=("correct", "mean"),

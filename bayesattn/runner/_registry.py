@@ -1,8 +1,9 @@
 """The experiment registry: register, unregister, names, get.
 
-The built-in experiments live in modules listed in
-``bayesattn.experiments._BUILTIN_MODULES``; they are imported the first time
-:func:`names` or :func:`get` is called, so that importing the package stays light.
+The built-in experiments are the packages named in :data:`BUILTIN_MODULES`; each
+registers its experiment when imported. They are imported (by name, so that the
+runner never imports the experiments it runs) the first time :func:`names` or
+:func:`get` is called, so that importing the runner stays light.
 """
 
 from __future__ import annotations
@@ -12,11 +13,29 @@ import importlib
 from collections.abc import Callable
 
 from ._errors import UnknownExperimentError
-from ._types import Experiment, Stage, StageOutput, Verdict
+from ._types import Experiment
 
-# Stage, StageOutput and Verdict are re-exported for experiment modules' convenience.
-__all__ = ["Experiment", "Stage", "StageOutput", "Verdict", "get", "names", "register",
-           "unregister"]
+__all__ = ["BUILTIN_MODULES", "get", "names", "register", "unregister"]
+
+#: The packages that register the built-in experiments when imported. They must import
+#: torch / pyro / jax / arviz only inside their stage functions, so that listing stays fast.
+BUILTIN_MODULES: tuple[str, ...] = tuple(
+    f"bayesattn.experiments.{name}" for name in (
+        "gap_vs_length",
+        "attention_is_bayes",
+        "generalisation",
+        "representations",
+        "mtp_transfer",
+        "length_awareness",
+        "heads_width",
+        "oversmoothing_boosting",
+        "denoising_1d",
+        "contamination_attention",
+        "denoising_2d",
+        "robust_encoders",
+        "change_point_attention",
+    )
+)
 
 _REGISTRY: dict[str, Experiment] = {}
 _builtins_loaded = False
@@ -29,9 +48,8 @@ def _load_builtins() -> None:
         return
     _builtins_loaded = True  # before importing: a builtin module may call names() itself
     try:
-        package = importlib.import_module("bayesattn.experiments")
-        for module in getattr(package, "_BUILTIN_MODULES", ()):
-            importlib.import_module(module, package="bayesattn.experiments")
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
     except BaseException:
         _builtins_loaded = False
         raise

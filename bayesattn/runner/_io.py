@@ -1,61 +1,25 @@
-"""Atomic file writes and the provenance recorded in ``config.json``."""
+"""Reading run-folder tables, and the provenance recorded in ``config.json``.
+
+Atomic writes live in :mod:`bayesattn._files` (re-exported here for the runner).
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
-import json
-import os
 import platform
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from bayesattn._files import atomic_path, read_json, write_csv, write_json, write_text
+
+__all__ = ["atomic_path", "environment", "read_csv", "read_json", "write_csv", "write_json",
+           "write_text"]
 
 #: Distributions whose versions are recorded with every run.
 PACKAGES = (
     "bayesattn", "torch", "pyro-ppl", "numpyro", "jax", "numpy", "pandas", "arviz", "seaborn",
 )
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success move it onto ``path``.
-
-    Readers see the old file or the complete new one, never a partial write. On an
-    error the temporary file is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8", newline="\n")
-    return Path(path)
-
-
-def write_json(path: Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON atomically."""
-    return write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def write_csv(path: Path, frame: Any) -> Path:
-    """Write a DataFrame as CSV (no index, ``\\n`` line ends) atomically."""
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, lineterminator="\n")
-    return Path(path)
 
 
 def read_csv(path: Path, *, keep_text: bool = False) -> Any:
@@ -86,7 +50,7 @@ def package_versions() -> dict[str, str | None]:
 
 def git_state() -> dict[str, Any] | None:
     """Commit and dirtiness of the git checkout holding this package, or None."""
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
 
     def git(*args: str) -> str:
         done = subprocess.run(

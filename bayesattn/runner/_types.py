@@ -20,7 +20,10 @@ from bayesattn._text import short_path
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from ._context import RunContext
+#: What a stage, ``figures`` and the experiment's callables receive: a
+#: :class:`~bayesattn.runner.RunContext` (typed loosely here, so that this module of
+#: plain data types does not depend on the context that runs them).
+RunContext = Any
 
 EXPERIMENT_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -196,7 +199,7 @@ class Experiment:
             the end of ``bayesattn run`` and put at the top of the report.
         convergence: Optional ``convergence(results, params) -> DataFrame`` for experiments
             that train networks: one row per network, its error against its floor, built
-            with ``convergence_row`` (see ``bayesattn.experiments._convergence``); saved as
+            with :func:`~bayesattn.runner.convergence_row`; saved as
             ``convergence.csv`` and shown in the report.
         work: Optional ``work(params) -> float``: the compute a preset's parameters ask
             for, in units the experiment chooses (e.g. token-passes through its networks);

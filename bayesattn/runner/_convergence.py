@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._verdicts import pick
+
 CONVERGENCE_COLUMNS = ("network", "measure", "value", "se", "floor", "floor_basis", "excess",
                        "tolerance", "converged")
 
@@ -142,8 +144,6 @@ def plateau_judgement(frame: pd.DataFrame, what: str = "training loss",
                       **where: Any) -> tuple[bool, str]:
     """``(on a plateau?, how it fell)`` from the :func:`plateau_rows` of one network
     (selected by ``where``) in a stage table; ``(False, ...)`` when there are none."""
-    from ._verdicts import pick
-
     drop = pick(frame, metric="plateau_drop", **where)
     rel = pick(frame, metric="plateau_relative_drop", **where)
     if drop is None or rel is None:

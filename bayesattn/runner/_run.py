@@ -50,6 +50,7 @@ from ._folder import plan, prepare, swap
 from ._io import environment, read_csv, read_json, write_csv, write_json
 from ._lock import clean_siblings, remove_temp_files, run_folder_lock
 from ._registry import get
+from ._report import write_report
 from ._settings import check_seed, is_plumbing_check, resolve_device, resolve_params
 from ._types import NOT_ASSESSED, VERDICTS, Experiment, RunResult, StageOutput, Verdict
 
@@ -280,8 +281,6 @@ def _execute(
         "stages": log, "figures": [p.relative_to(work).as_posix() for p in figures],
         "finished": _now(), "seconds": round(time.perf_counter() - start, 3),
     })
-    from bayesattn.report import write_report
-
     report = write_report(work)
     return RunResult(out=work, results=results, verdicts=verdicts, headline=headline,
                      figures=figures, report=report, convergence=convergence)

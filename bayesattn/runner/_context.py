@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bayesattn._files import load_torch_file, save_torch
+
 from . import _artifacts
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -209,8 +211,6 @@ class LoopCheckpoint:
     """
 
     def __init__(self, folder: Path, objects: Mapping[str, Any]) -> None:
-        from bayesattn.inference._amortized import load_torch_file
-
         self.folder, self.objects = folder, dict(objects)
         self.start, self.extra = 0, {}
         path = folder / "loop.pt"
@@ -225,13 +225,11 @@ class LoopCheckpoint:
 
     def save(self, step: int, **extra: Any) -> None:
         """Store the objects' states, ``step`` (the next step to run) and ``extra``."""
-        from bayesattn.inference._amortized import atomic_torch_save
-
         self.folder.mkdir(parents=True, exist_ok=True)
         states = {name: obj.get_state() if isinstance(obj, torch_generator())
                   else obj.state_dict() for name, obj in self.objects.items()}
-        atomic_torch_save({"step": int(step), "objects": states, "extra": extra},
-                          self.folder / "loop.pt")
+        save_torch({"step": int(step), "objects": states, "extra": extra},
+                   self.folder / "loop.pt")
 
 
 def torch_generator() -> type:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bayesattn._files import load_torch_file, save_torch
+
 from ._io import atomic_path, read_csv, read_json, write_csv, write_json
 
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -92,10 +94,7 @@ def save(out: Path, stage: str, key: str, value: Any) -> dict[str, str]:
             value = value.state_dict()
         if kind == "tensor":
             value = value.detach()
-        from bayesattn.inference._amortized import torch_bytes
-
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(torch_bytes(value))  # same bytes whatever the temp file's name
+        save_torch(value, path)  # same bytes whatever the temp file's name
     elif kind == "npy":
         import numpy as np
 
@@ -124,8 +123,6 @@ def load(out: Path, entry: Mapping[str, str]) -> Any:
         with az.rc_context({"data.load": "eager"}):
             return az.from_netcdf(str(path))
     if kind in ("state_dict", "tensor"):
-        from bayesattn.inference._amortized import load_torch_file
-
         return load_torch_file(path, what="run artifact")
     if kind == "npy":
         import numpy as np

@@ -1,0 +1,125 @@
+"""The experiment runner: run an :class:`Experiment` into a reproducible run folder.
+
+This wing knows how to run any experiment and nothing about the built-in ones (those
+live in :mod:`bayesattn.experiments`, which re-exports this API): the registry
+(:func:`register`, :func:`names`, :func:`get`), :func:`run` with its stage cache,
+resume, overwrite and folder lock, the :class:`RunContext` a stage sees, parameter
+overrides, CPU-time estimates, the convergence table and ``report.md``.
+
+It also holds the kit for writing an experiment's claims: :func:`stage_frame`,
+:func:`pick`, :func:`ci_text`, :func:`ci_numbers`, :func:`direction`,
+:func:`combine_replicates` (verdict text and rules) and :func:`convergence_row`,
+:func:`loss_plateau`, :func:`plateau_rows`, :func:`plateau_judgement` (convergence).
+
+Importing it is light (no torch, jax, arviz or matplotlib).
+"""
+
+from __future__ import annotations
+
+from ._context import LoopCheckpoint, RunContext, derive_seed
+from ._convergence import (
+    CONVERGENCE_COLUMNS,
+    PLATEAU_RULE,
+    convergence_row,
+    is_plateau,
+    loss_plateau,
+    plateau_judgement,
+    plateau_rows,
+    summary_line,
+    unknown_floor_basis,
+)
+from ._cost import (
+    CpuEstimate,
+    estimate_cpu_seconds,
+    format_duration,
+    measured_seconds,
+    work_of,
+    write_measurements,
+)
+from ._errors import (
+    DeviceUnavailableError,
+    DiskFullError,
+    ExperimentError,
+    InvalidParameterError,
+    NotARunFolderError,
+    OutputExistsError,
+    OutputNotWritableError,
+    ResumeMismatchError,
+    RunFolderLockedError,
+    UnknownExperimentError,
+    UnknownPresetError,
+)
+from ._folder import load_run
+from ._registry import BUILTIN_MODULES, get, names, register, unregister
+from ._report import format_verdicts, frame_to_markdown, markdown_table, render_report, write_report
+from ._run import run
+from ._settings import resolve_params
+from ._types import NOT_ASSESSED, VERDICTS, Experiment, RunResult, Stage, StageOutput, Verdict
+from ._verdicts import (
+    ESTIMATE_COLUMNS,
+    ci_numbers,
+    ci_text,
+    combine_replicates,
+    direction,
+    pick,
+    stage_frame,
+)
+
+__all__ = [
+    "BUILTIN_MODULES",
+    "CONVERGENCE_COLUMNS",
+    "ESTIMATE_COLUMNS",
+    "NOT_ASSESSED",
+    "PLATEAU_RULE",
+    "VERDICTS",
+    "CpuEstimate",
+    "DeviceUnavailableError",
+    "DiskFullError",
+    "Experiment",
+    "ExperimentError",
+    "InvalidParameterError",
+    "LoopCheckpoint",
+    "NotARunFolderError",
+    "OutputExistsError",
+    "OutputNotWritableError",
+    "ResumeMismatchError",
+    "RunContext",
+    "RunFolderLockedError",
+    "RunResult",
+    "Stage",
+    "StageOutput",
+    "UnknownExperimentError",
+    "UnknownPresetError",
+    "Verdict",
+    "ci_numbers",
+    "ci_text",
+    "combine_replicates",
+    "convergence_row",
+    "derive_seed",
+    "direction",
+    "estimate_cpu_seconds",
+    "format_duration",
+    "format_verdicts",
+    "frame_to_markdown",
+    "get",
+    "is_plateau",
+    "load_run",
+    "loss_plateau",
+    "markdown_table",
+    "measured_seconds",
+    "names",
+    "pick",
+    "plateau_judgement",
+    "plateau_rows",
+    "register",
+    "render_report",
+    "resolve_params",
+    "run",
+    "stage_frame",
+    "summary_line",
+    "unknown_floor_basis",
+    "unregister",
+    "work_of",
+    "write_measurements",
+    "write_report",
+]
