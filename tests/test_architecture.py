@@ -26,12 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # source folder -> the dotted name it is installed as
-SOURCES = {
-    ROOT / "bayesattn": "bayesattn",
-    ROOT / "models": "bayesattn.models",
-    ROOT / "inference": "bayesattn.inference",
-    ROOT / "benchmarks": "benchmarks",
-}
+SOURCES = (
+    (ROOT / "bayesattn", "bayesattn"),
+    (ROOT / "models", "bayesattn.models"),
+    (ROOT / "inference", "bayesattn.inference"),
+    (ROOT / "benchmarks", "benchmarks"),
+)
 
 # metrics <- models <- inference <- gaps <- check <- runner <- experiments/report/... <- cli
 # (metrics sits below everything: pure functions, no PPL or network code; below it only
@@ -47,10 +47,10 @@ LAYER = {
 
 
 @cache
-def modules() -> dict[str, Path]:
+def modules(sources: tuple[tuple[Path, str], ...] = SOURCES) -> dict[str, Path]:
     """Dotted module name -> source file, for every module of the package and benchmarks."""
     out = {}
-    for folder, dotted in SOURCES.items():
+    for folder, dotted in sources:
         for path in sorted(folder.rglob("*.py")):
             rel = path.relative_to(folder).with_suffix("")
             parts = [p for p in rel.parts if p != "__init__"]
@@ -58,28 +58,25 @@ def modules() -> dict[str, Path]:
     return out
 
 
-def _is_package(name: str) -> bool:
-    path = modules().get(name)
-    return path is not None and path.name == "__init__.py"
-
-
-def _package_of(name: str) -> str:
+def _package_of(name: str, mods: dict[str, Path]) -> str:
     """The package a module belongs to (itself, for a package's ``__init__``)."""
-    return name if _is_package(name) else name.rpartition(".")[0]
+    path = mods.get(name)
+    return name if path is not None and path.name == "__init__.py" else name.rpartition(".")[0]
 
 
-def _resolve(importer: str, node: ast.ImportFrom) -> str:
+def _resolve(importer: str, node: ast.ImportFrom, mods: dict[str, Path]) -> str:
     if node.level == 0:
         return node.module or ""
-    base = _package_of(importer).split(".")
+    base = _package_of(importer, mods).split(".")
     base = base[: len(base) - (node.level - 1)]
     return ".".join(base + ([node.module] if node.module else []))
 
 
 @cache
-def imports() -> dict[str, list[tuple[str, str, int]]]:
+def imports(sources: tuple[tuple[Path, str], ...] = SOURCES
+            ) -> dict[str, list[tuple[str, str, int]]]:
     """Module -> [(target module, imported name or "", line)] for first-party targets."""
-    mods = modules()
+    mods = modules(sources)
     graph: dict[str, list[tuple[str, str, int]]] = {}
     for name, path in mods.items():
         edges = []
@@ -87,7 +84,7 @@ def imports() -> dict[str, list[tuple[str, str, int]]]:
             if isinstance(node, ast.Import):
                 edges += [(a.name, "", node.lineno) for a in node.names if a.name in mods]
             elif isinstance(node, ast.ImportFrom):
-                base = _resolve(name, node)
+                base = _resolve(name, node, mods)
                 for alias in node.names:
                     sub = f"{base}.{alias.name}"
                     if sub in mods:
@@ -107,28 +104,31 @@ def _private_part(module: str) -> str | None:
     return None
 
 
-def private_crossings() -> list[str]:
+def private_crossings(sources: tuple[tuple[Path, str], ...] = SOURCES) -> list[str]:
     """Imports of a private module or name from outside its package and its subpackages."""
     found = []
-    for importer, edges in imports().items():
-        home = _package_of(importer)
+    mods = modules(sources)
+    for importer, edges in imports(sources).items():
+        home = _package_of(importer, mods)
         for target, name, line in edges:
             owner = _private_part(target)
             if owner is None and name.startswith("_") and not name.startswith("__"):
-                owner = _package_of(target)
+                owner = _package_of(target, mods)
             if owner is None:
                 continue
             # allowed: the owner is the importer's package or one of its ancestors
             if home == owner or home.startswith(owner + "."):
                 continue
             what = f"{target}.{name}" if name else target
-            found.append(f"{modules()[importer].relative_to(ROOT)}:{line} imports {what}")
+            path = mods[importer]
+            where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            found.append(f"{where}:{line} imports {what}")
     return sorted(found)
 
 
-def cycles() -> list[list[str]]:
+def cycles(sources: tuple[tuple[Path, str], ...] = SOURCES) -> list[list[str]]:
     """The strongly connected components with more than one module (Tarjan)."""
-    graph = {m: sorted({t for t, _, _ in edges}) for m, edges in imports().items()}
+    graph = {m: sorted({t for t, _, _ in edges}) for m, edges in imports(sources).items()}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -206,10 +206,84 @@ def test_every_module_is_assigned_a_layer():
     assert not unassigned, f"add these to LAYER in this test: {unassigned}"
 
 
-def test_the_graph_sees_relative_deferred_and_type_checking_imports():
-    """Sanity check of the reader itself on a module known to use all three kinds."""
-    edges = imports()
-    assert edges, "no modules found"
-    assert any(t.startswith("bayesattn.") for es in edges.values() for t, _, _ in es)
-    # benchmarks are read too
-    assert any(m.startswith("benchmarks.") for m in modules())
+def test_the_reader_finds_circles_and_crossings_of_every_kind(tmp_path):
+    """The checks above can fail: on a small tree with one circle through a deferred
+    import, one through a TYPE_CHECKING import and relative imports, and private names
+    taken across packages, they find exactly those."""
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/a/__init__.py": "from ._impl import thing\n",
+        "pkg/a/_impl.py": "def thing():\n    from ..b import other\n    return other\n"
+                          "def _hidden():\n    pass\n",
+        "pkg/b/__init__.py": "from pkg.a._impl import _hidden\nfrom pkg.a import thing\n"
+                             "other = 1\n",
+        "pkg/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                    "    from pkg import d\n",
+        "pkg/d.py": "from . import c\nfrom ._shared import helper\n",
+        "pkg/_shared.py": "def helper():\n    pass\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    sources = ((tmp_path / "pkg", "pkg"),)
+    assert cycles(sources) == [["pkg.a", "pkg.a._impl", "pkg.b"], ["pkg.c", "pkg.d"]]
+    found = private_crossings(sources)
+    # pkg.b takes a private module and a private name of its sibling pkg.a; pkg.d may use
+    # the shared helper of its parent package
+    assert len(found) == 1 and "imports pkg.a._impl._hidden" in found[0], found
+
+
+def _reach(start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    graph = {m: {t for t, _, _ in edges} for m, edges in imports().items()}
+    seen, todo = set(), [start]
+    while todo:
+        for t in graph.get(todo.pop(), ()):
+            if t not in seen:
+                seen.add(t)
+                todo.append(t)
+    return seen
+
+
+EXPERIMENTS = ROOT / "bayesattn" / "experiments"
+
+
+def _experiment_packages() -> list[str]:
+    return sorted(p.name for p in EXPERIMENTS.iterdir()
+                  if (p / "__init__.py").is_file() and not p.name.startswith("_"))
+
+
+def test_every_experiment_is_a_package_of_parts():
+    """presets + stages + claims + figures; figures and claims never reach the stages (they
+    read what the run folder holds); stages never reach claims or figures."""
+    problems = []
+    packages = _experiment_packages()
+    assert len(packages) >= 13, packages
+    for name in packages:
+        pkg = f"bayesattn.experiments.{name}"
+        parts = {m.rsplit(".", 1)[1] for m in modules() if m.startswith(pkg + ".")}
+        missing = {"presets", "stages", "claims", "figures"} - parts
+        if missing:
+            problems.append(f"{pkg} lacks {sorted(missing)}")
+            continue
+        for part in ("claims", "figures"):
+            stages = sorted(m for m in _reach(f"{pkg}.{part}") if m.startswith(f"{pkg}.stages"))
+            if stages:
+                problems.append(f"{pkg}.{part} imports {stages}")
+        for other in ("claims", "figures"):
+            if f"{pkg}.{other}" in _reach(f"{pkg}.stages"):
+                problems.append(f"{pkg}.stages imports {pkg}.{other}")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_experiment_file_is_longer_than_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in EXPERIMENTS.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, f"split these files (at most 400 lines each): {long}"
+
+
+def test_the_runner_never_imports_the_experiments_it_runs():
+    reached = {m for m in modules() if m.startswith("bayesattn.runner")}
+    into = sorted({f"{m} -> {t}" for m in reached for t, _, _ in imports()[m]
+                   if t.startswith("bayesattn.experiments")})
+    assert not into, into

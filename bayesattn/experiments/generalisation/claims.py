@@ -1,0 +1,156 @@
+"""The claims generalisation decides (P7, P8): decision rules and verdicts, the headline table
+and the networks' convergence, all read from ``results.csv``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bayesattn.runner import Verdict, ci_text
+from bayesattn.runner import stage_frame as _frame
+
+from .presets import FLAT_BAND, MIN_POINTS, N_SLOPE_MAX, PRIMARY, RESOLVED_Z, slope_rows
+
+
+# verdicts -------------------------------------------------------------------------
+def band_verdict(slopes: pd.DataFrame, *, low: float, high: float) -> tuple[str, dict]:
+    """Verdict from per-line slope CIs against the band ``[low, high]``.
+
+    ``supported`` when every line is estimable and its 95% CI lies inside the band;
+    ``not supported`` when on a majority of all lines the CI lies entirely outside it
+    (all above ``high``, or all below ``low``); ``inconclusive`` otherwise. Use
+    ``low = -inf`` for a one-sided criterion. Returns the verdict and counts.
+    """
+    est = slopes[slopes["estimable"].astype(bool)]
+    inside = int(((est["ci_low"] >= low) & (est["ci_high"] <= high)).sum())
+    above = int((est["ci_low"] > high).sum())
+    below = int((est["ci_high"] < low).sum())
+    total = len(slopes)
+    counts = {"lines": total, "estimable": len(est), "inside": inside, "above": above,
+              "below": below}
+    if total and inside == total:
+        return "supported", counts
+    if total and max(above, below) > total / 2:
+        return "not supported", counts
+    return "inconclusive", counts
+
+
+
+def _listing(slopes: pd.DataFrame, by: str) -> str:
+    parts = []
+    for r in slopes.itertuples():
+        if r.estimable:
+            text = (f"{ci_text(r._asdict())} ({int(r.n)} of {int(r.points)} points resolved, "
+                    f"{int(r.x_low)}..{int(r.x_high)})")
+        else:
+            text = f"not estimable ({int(r.n)} of {int(r.points)} points resolved)"
+        parts.append(f"{by}={int(getattr(r, by))}: {text}")
+    return "; ".join(parts)
+
+
+def _median(slopes: pd.DataFrame) -> float:
+    est = slopes[slopes["estimable"].astype(bool)]
+    return float(est["value"].median()) if len(est) else float("nan")
+
+
+def _secondary(sl: pd.DataFrame, objective: str, metric: str, by: str, band) -> str:
+    lines = sl[(sl["objective"] == objective) & (sl["metric"] == metric)].sort_values(by)
+    verdict, counts = band_verdict(lines, low=band[0], high=band[1])
+    return (f" Secondary arm (objective {objective}, gap in {PRIMARY[objective]}): "
+            f"{_listing(lines, by)}; the same criterion would say '{verdict}' "
+            f"({counts['inside']} of {counts['lines']} inside).")
+
+
+def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
+    sl = slope_rows(results)
+    main = params["objectives"][0]
+    loss = PRIMARY[main]
+    unit = "KL(exact || q)" if loss == "kl" else "NLL -log q(z | X)"
+    others = list(params["objectives"][1:])
+    out = []
+
+    s7 = sl[(sl["objective"] == main) & (sl["metric"] == "slope_in_L")].sort_values("N")
+    v7, c7 = band_verdict(s7, low=FLAT_BAND[0], high=FLAT_BAND[1])
+    extra7 = "".join(_secondary(sl, o, "slope_in_L", "N", FLAT_BAND) for o in others)
+    out.append(Verdict(
+        claim="P7", statement="At fixed N, the generalisation gap does not depend on L.",
+        expected=(f"log-log slope of the gap ({unit}, test - train, nats per sequence) in L: "
+                  f"95% CI inside [{FLAT_BAND[0]}, {FLAT_BAND[1]}] at every N (supported; "
+                  f"fits use points with gap > {RESOLVED_Z:g} se, >= {MIN_POINTS} per N); "
+                  f"CI entirely outside that band at a majority of the N (not supported); "
+                  "otherwise inconclusive"),
+        measured=(f"slope in L on [{min(params['lengths'])}, {max(params['lengths'])}] per N "
+                  f"(95% parametric-bootstrap CIs): {_listing(s7, 'N')}. Inside the band at "
+                  f"{c7['inside']} of {c7['lines']} N, above at {c7['above']}, below at "
+                  f"{c7['below']}; median slope {_median(s7):+.2f}.{extra7}"),
+        verdict=v7, numbers={**c7, "median_slope": _median(s7)},
+    ))
+
+    s8 = sl[(sl["objective"] == main) & (sl["metric"] == "slope_in_N")].sort_values("L")
+    v8, c8 = band_verdict(s8, low=-np.inf, high=N_SLOPE_MAX)
+    extra8 = "".join(_secondary(sl, o, "slope_in_N", "L", (-np.inf, N_SLOPE_MAX))
+                     for o in others)
+    out.append(Verdict(
+        claim="P8", statement="The generalisation gap falls with N like N^-1/2 or faster.",
+        expected=(f"log-log slope of the gap ({unit}) in N: 95% CI upper bound < "
+                  f"{N_SLOPE_MAX} at every L (supported; fits use points with gap > "
+                  f"{RESOLVED_Z:g} se, >= {MIN_POINTS} per L); CI lower bound > {N_SLOPE_MAX} "
+                  "at a majority of the L (not supported); otherwise inconclusive"),
+        measured=(f"slope in N on [{min(params['train_sizes'])}, "
+                  f"{max(params['train_sizes'])}] per L (95% CIs): {_listing(s8, 'L')}. "
+                  f"Below {N_SLOPE_MAX} at {c8['inside']} of {c8['lines']} L; median slope "
+                  f"{_median(s8):+.2f}.{extra8}"),
+        verdict=v8, numbers={**c8, "median_slope": _median(s8)},
+    ))
+    return out
+
+
+def convergence(results: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """One row per network, judged by a plateau of its training loss: every network is
+    trained on a fixed, finite set of N sequences on purpose, so its floor (the smallest
+    test error reachable from N sequences) is not known and not 0."""
+    from bayesattn.runner import convergence_row, is_plateau
+
+    gaps = _frame(results, "gaps")
+    rows = []
+    for r in gaps[gaps["metric"] == "train_loss_plateau"].itertuples():
+        stats = {k: float(getattr(r, f"plateau_{k}", np.nan))  # all-NaN columns are dropped
+                 for k in ("drop", "se", "relative_drop")}
+        known = all(np.isfinite(float(v)) for v in stats.values())
+        before = r.value + stats["drop"]
+        rep = f" rep {int(r.replicate)}" if int(params.get("replicates", 1)) > 1 else ""
+        rows.append(convergence_row(
+            f"{r.objective} N={int(r.N)} L={int(r.L)}{rep}",
+            measure=(f"training loss ({'KL(exact || q)' if r.objective == 'kl' else 'NLL'}, "
+                     "nats per sequence, minibatches of the training set, last 10% of steps)"),
+            value=r.value, se=stats["se"], floor=np.nan,
+            # the threshold of _convergence.is_plateau: a drop within 3 SE or below 1% of the loss
+            tolerance=max(3 * stats["se"], 0.01 * abs(before)) if known else 0.0,
+            converged=known and is_plateau(stats),
+            floor_basis=(f"floor unknown: trained on N = {int(r.N)} fixed sequences on "
+                         "purpose; judged by a plateau of the training loss (last 10% of "
+                         f"steps vs the 10% before: drop {stats['drop']:+.4f}, se "
+                         f"{stats['se']:.4f}, {100 * stats['relative_drop']:+.2f}%; a "
+                         "plateau if within 3 SE or < 1%)")))
+    return pd.DataFrame(rows)
+
+
+
+def headline(results: pd.DataFrame) -> pd.DataFrame:
+    """Gap (test - train, nats per sequence) with 95% CI: rows N, columns L."""
+    su = _frame(results, "summary")
+    frames = []
+    for objective in dict.fromkeys(su["objective"]):
+        metric = f"gap_{PRIMARY[objective]}"
+        sub = su[(su["objective"] == objective) & (su["metric"] == metric)].copy()
+        sub["cell"] = [f"{v:.2e} [{lo:.1e}, {hi:.1e}]"
+                       for v, lo, hi in zip(sub["value"], sub["ci_low"], sub["ci_high"],
+                                            strict=True)]
+        table = sub.pivot(index="N", columns="L", values="cell")
+        table.columns = [f"L={int(c)}" for c in table.columns]
+        table = table.reset_index()
+        table["N"] = table["N"].astype(int)
+        table.insert(0, "gap", metric)
+        table.insert(0, "objective", objective)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)
