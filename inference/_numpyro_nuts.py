@@ -58,8 +58,26 @@ def _program(model: ExchangeableModel, seq_len: int):
     return program
 
 
+#: Compiled programs, keyed by the model's ``cache_key()``, the length and the config:
+#: a model rebuilt with the same class and parameters reuses them. An entry holds the
+#: model it was built from, so that a key made from ``id(model)`` (parameters JSON cannot
+#: hold) is never reused by another object at the same address.
 _CACHE: dict[tuple, tuple] = {}
-_CACHE_SIZE = 16
+_CACHE_SIZE = 32
+
+
+def _cached(key: tuple, model: ExchangeableModel, build):
+    """The cached value for ``key`` (built with ``build()`` on a miss); least recently
+    used entries go first once the cache holds :data:`_CACHE_SIZE`."""
+    hit = _CACHE.pop(key, None)
+    if hit is not None and (key[0][0] != "instance" or hit[0] is model):
+        _CACHE[key] = hit  # most recently used last
+        return hit[1]
+    value = build()
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = (model, value)
+    return value
 
 
 def _compiled_sampler(model: ExchangeableModel, x0, m0, init_keys, config: tuple):
@@ -69,20 +87,27 @@ def _compiled_sampler(model: ExchangeableModel, x0, m0, init_keys, config: tuple
     ``(model, L, config)``; the potential does not depend on the data it was built
     with (``dynamic_args=True``): the data are arguments of the compiled function.
     """
-    import jax
-    from numpyro.infer.hmc import hmc
     from numpyro.infer.util import initialize_model
 
     seq_len = int(x0.shape[1])
-    num_warmup, num_samples, target_accept_prob, max_tree_depth, dense_mass = config
     program = _program(model, seq_len)
     info, potential_gen, postprocess_gen, _ = initialize_model(
         init_keys, program, model_args=(x0, m0), dynamic_args=True
     )
-    key = (id(model), seq_len, config)
-    cached = _CACHE.get(key)
-    if cached is not None and cached[0] is model:
-        return info, cached[1], cached[2]
+
+    def build():
+        return _build_sampler(potential_gen, config), postprocess_gen
+
+    sampler, postprocess = _cached((model.cache_key(), "nuts", seq_len, config), model, build)
+    return info, sampler, postprocess
+
+
+def _build_sampler(potential_gen, config: tuple):
+    """``jit(vmap over datasets(vmap over chains(warm-up + sampling scan)))``."""
+    import jax
+    from numpyro.infer.hmc import hmc
+
+    num_warmup, num_samples, target_accept_prob, max_tree_depth, dense_mass = config
 
     def run(key, z0, x, m):
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
@@ -117,11 +142,7 @@ def _compiled_sampler(model: ExchangeableModel, x0, m0, init_keys, config: tuple
         return out
 
     chains = jax.vmap(run, in_axes=(0, 0, None, None))  # C chains, one dataset
-    sampler = jax.jit(jax.vmap(chains, in_axes=(0, 0, 0, 0)))  # B datasets
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = (model, sampler, postprocess_gen)
-    return info, sampler, postprocess_gen
+    return jax.jit(jax.vmap(chains, in_axes=(0, 0, 0, 0)))  # B datasets
 
 
 def run_numpyro_nuts(
@@ -177,8 +198,11 @@ def run_numpyro_nuts(
         z0 = jax.tree_util.tree_map(
             lambda a: a.reshape((b, num_chains) + a.shape[1:]), info.z
         )
-        potential_gen = _potential_gen(model, xj[0], mj[0])  # shared by starts and search
-        z0 = _antithetic(z0, num_chains, potential_gen=potential_gen, x=xj, m=mj)
+        potential_gen = _cached((model.cache_key(), "potential", int(x.shape[1])), model,
+                                lambda: _potential_gen(model, xj[0], mj[0]))
+        z0 = _antithetic(z0, num_chains, energies=_cached(
+            (model.cache_key(), "energies", int(x.shape[1])), model,
+            lambda: _energies(potential_gen)), x=xj, m=mj)
         run_keys = jax.random.split(key_run, b * num_chains).reshape(b, num_chains, -1)
         z_unc, stats = sampler(run_keys, z0, xj, mj)
         missed = None
@@ -209,7 +233,17 @@ def _potential_gen(model: ExchangeableModel, x0, m0):
     return potential_gen
 
 
-def _antithetic(z0, num_chains: int, *, potential_gen, x, m):
+def _energies(potential_gen):
+    """``jit(energies)(x, m, z) -> (B, C)``: the potential of each chain's point."""
+    import jax
+
+    def energy(xb, mb, zb):
+        return jax.vmap(lambda zc: potential_gen(xb, mb)(zc))(zb)
+
+    return jax.jit(jax.vmap(energy))
+
+
+def _antithetic(z0, num_chains: int, *, energies, x, m):
     """Replace chain 2k+1's start by minus chain 2k's where the potential there is finite."""
     import jax
     import jax.numpy as jnp
@@ -222,11 +256,7 @@ def _antithetic(z0, num_chains: int, *, potential_gen, x, m):
         return a.at[:, 1:2 * pairs:2].set(-a[:, 0:2 * pairs:2])
 
     z1 = jax.tree_util.tree_map(mirrored, z0)
-
-    def energy(xb, mb, zb):
-        return jax.vmap(lambda zc: potential_gen(xb, mb)(zc))(zb)
-
-    pe = jax.vmap(energy)(x, m, z1)  # (B, C)
+    pe = energies(x, m, z1)  # (B, C)
     ok = jnp.isfinite(pe)
 
     def pick(new, old):
@@ -280,8 +310,9 @@ def _missed_modes(model: ExchangeableModel, x, m, z_unc, key, potential_gen) -> 
                        options={"maxiter": 200})
         return res.x, res.fun, res.success
 
-    ends, fun, success = jax.jit(jax.vmap(jax.vmap(solve, in_axes=(None, None, 0))))(
-        x, m, starts)
+    search = _cached((model.cache_key(), "modes", int(x.shape[2])), model,
+                     lambda: jax.jit(jax.vmap(jax.vmap(solve, in_axes=(None, None, 0)))))
+    ends, fun, success = search(x, m, starts)
     ends, fun, success = np.asarray(ends), np.asarray(fun), np.asarray(success)
     flat = np.asarray(flat)
     missed = np.zeros(b, dtype=np.int64)

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -390,6 +391,22 @@ class ExchangeableModel(abc.ABC):
         )
 
     # ------------------------------------------------------------------ misc
+    def cache_key(self) -> tuple:
+        """A hashable key that two models share when their programs are the same.
+
+        Compiled programs (the NumPyro NUTS sampler and its mode search) are cached by
+        this key, so that rebuilding a model, as ``models.get(name, **params)`` does at
+        every call, reuses what was compiled for an equal one. By default the key is
+        the class and the parameters as canonical JSON: a subclass whose programs
+        depend on anything not in ``params`` must override it. Parameters that JSON
+        cannot hold give a key of this instance alone (nothing is shared).
+        """
+        try:
+            params = json.dumps(self.params, sort_keys=True, allow_nan=True)
+        except (TypeError, ValueError):
+            return ("instance", id(self))
+        return (type(self).__module__, type(self).__qualname__, params)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
