@@ -36,12 +36,21 @@ from ._attention import (
     make_kernel,
     register_kernel,
 )
+from ._config import TrainConfig
 from ._diagnostics import DEFAULT_GATE, ConvergenceGate, per_dataset_diagnostics
 from ._encoders import DeepSets, SetEncoder, SetTransformer, TransformerEncoder, make_encoder
 from ._featurize import TokenFeaturizer
 from ._filtering import BilateralKernel, TwicingKernel, sinusoidal_encoding
 from ._ground_truth import METHODS, reference_posterior
 from ._heads import PosteriorHead, make_head
+from ._objectives import (
+    NPE,
+    OBJECTIVES,
+    ExactKL,
+    MaskedTokens,
+    Objective,
+    Supervised,
+)
 from ._predictive import PredictiveHead
 from ._reference import Reference, UnconvergedReferenceError
 from ._threads import available_cores, resolve_threads, torch_threads
@@ -99,4 +108,11 @@ __all__ = [
     "PredictiveHead",
     "SetEncoder",
     "TokenFeaturizer",
+    "TrainConfig",
+    "OBJECTIVES",
+    "NPE",
+    "ExactKL",
+    "MaskedTokens",
+    "Objective",
+    "Supervised",
 ]

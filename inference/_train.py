@@ -8,24 +8,18 @@ checkpoints (weights, optimizer, scheduler, RNG state, history) and exact resume
 on CPU. Data parallel under ``torchrun``: each rank simulates its own shard of the
 step's batch, DistributedDataParallel averages the gradients.
 
-Objectives:
-    ``"npe"``: minimise -log q(z | x) with z simulated jointly with x.
-    ``"kl"``: minimise KL(p(z | x) || q(z | x)) against the exact posterior (analytic
-    for categorical latents, else Monte Carlo with draws from p); needs
-    ``model.has_exact_posterior``. Lower variance than NPE.
-    ``"supervised"``: minimise -log p(y | x) with the network's target head.
-    ``"mtp"``: masked-token prediction (self-supervised): hide a fraction
-    ``mask_fraction`` of each sequence's real tokens (at least one) and minimise
-    -log p(x_hidden | x_visible) with the token head; needs at least 2 tokens.
+Objectives are objects (``bayesattn.inference.Objective``; see ``_objectives``); the
+registered names ``"npe"``, ``"kl"``, ``"supervised"`` and ``"mtp"`` keep working. Every
+setting is a field of :class:`~bayesattn.inference.TrainConfig`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +33,10 @@ from bayesattn._text import short_path
 from bayesattn.models import ExchangeableModel, SetBatch
 
 from ._amortized import AmortizedPosterior
+from ._config import LENGTH_DISTRIBUTIONS, TrainConfig, length_range
+from ._objectives import Objective, as_objective
 from ._threads import torch_threads
 
-OBJECTIVES = ("npe", "kl", "supervised", "mtp")
-_OUTPUT = {"npe": "posterior", "kl": "posterior", "supervised": "target", "mtp": "token"}
 CHECKPOINT = "checkpoint.pt"
 #: The checkpoint before the last one, kept so that a damaged last checkpoint costs at
 #: most ``checkpoint_every`` steps.
@@ -144,20 +138,8 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
-def _length_range(seq_len: int | tuple[int, int]) -> tuple[int, int]:
-    low, high = (seq_len, seq_len) if isinstance(seq_len, (int, np.integer)) else seq_len
-    if not (isinstance(low, (int, np.integer)) and isinstance(high, (int, np.integer))):
-        raise ValueError(f"seq_len must be an int or a (low, high) pair of ints; got {seq_len!r}.")
-    if not 1 <= low <= high:
-        raise ValueError(f"seq_len needs 1 <= low <= high; got {seq_len!r}.")
-    return int(low), int(high)
-
-
 def _step_seed(seed: int, step: int, shard: int) -> int:
     return (seed * 1_000_003 + step * 7919 + shard * 104_729) % (2**31 - 1)
-
-
-LENGTH_DISTRIBUTIONS = ("log-uniform", "uniform")
 
 
 def _check_lengths(distribution: str) -> None:
@@ -180,7 +162,7 @@ def training_lengths(n: int, seq_len: int | tuple[int, int], *,
     Returns:
         An int64 tensor of shape ``(n,)``.
     """
-    low, high = _length_range(seq_len)
+    low, high = length_range(seq_len)
     _check_lengths(distribution)
     gen = torch.Generator().manual_seed(int(seed))
     if low == high:
@@ -233,7 +215,7 @@ def fixed_training_set(
         train_size < 1
     ):
         raise ValueError(f"train_size must be an integer >= 1; got {train_size!r}.")
-    low, high = _length_range(seq_len)
+    low, high = length_range(seq_len)
     full = model.simulate(int(train_size), high, seed=_step_seed(seed, -1, 0), device=device)
     return _with_lengths(full, low, high, _step_seed(seed, -2, 0), lengths)
 
@@ -249,7 +231,7 @@ class _Data:
     def __init__(self, model, batch_size, seq_len, seed, device, train_size, shard_ids,
                  lengths="log-uniform"):
         self.model, self.seed, self.device, self.lengths = model, seed, device, lengths
-        self.low, self.high = _length_range(seq_len)
+        self.low, self.high = length_range(seq_len)
         self.shard_ids = shard_ids
         if batch_size % len(shard_ids):
             raise ValueError(
@@ -279,128 +261,18 @@ class _Data:
                         mask=torch.cat([p.mask for p in parts]))
 
 
-def _hide_tokens(mask: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
-    """Bool ``(B, L)``: a random ``fraction`` (at least one, never all) of the real tokens."""
-    gen = torch.Generator().manual_seed(seed)
-    scores = torch.rand(mask.shape, generator=gen).to(mask.device)
-    scores = scores.masked_fill(~mask, 2.0)  # padding never hidden
-    n = mask.sum(-1, keepdim=True)
-    k = (fraction * n).round().clamp(min=1).minimum(n - 1)  # (B, 1)
-    rank = scores.argsort(-1).argsort(-1)  # rank of each position among the row
-    return (rank < k) & mask
-
-
-def _loss(net, q, batch: SetBatch, objective: str, kl_samples: int, hidden=None,
-          token_transform=None):
-    """Return (loss to minimise, KL estimate or NaN)."""
-    if objective == "supervised":
-        y = batch.y.float() if batch.y.is_floating_point() else batch.y
-        return -q.log_prob(y).mean(), math.nan
-    if objective == "mtp":
-        x = batch.x if token_transform is None else token_transform(batch.x)
-        if tuple(x.shape[:2]) != tuple(batch.x.shape[:2]):
-            raise ValueError(
-                f"token_transform must keep the (B, L) leading shape "
-                f"{tuple(batch.x.shape[:2])}; got {tuple(x.shape)}."
-            )
-        tokens = x.transpose(0, 1)  # (L, B, *token_shape)
-        tokens = tokens.float() if tokens.is_floating_point() else tokens
-        lp = q.log_prob(tokens).transpose(0, 1)  # (B, L)
-        return -(lp * hidden).sum() / hidden.sum(), math.nan
-    z = batch.z
-    if objective == "npe":
-        return -q.log_prob(z.float() if z.is_floating_point() else z).mean(), math.nan
-    p = net.model.exact_posterior(batch.x, batch.mask)
-    if net.model.latent_is_discrete:
-        logp = p.logits.float()
-        kl = (logp.exp() * (logp - q.logits)).sum(-1).mean()
-        return kl, float(kl.detach())
-    draws = p.sample((kl_samples,))  # (S, B, *latent)
-    logq = q.log_prob(draws.float())
-    kl = (p.log_prob(draws).float() - logq).mean()
-    return -logq.mean(), float(kl.detach())
-
-
-def train(
-    net: AmortizedPosterior,
-    model: ExchangeableModel,
-    *,
-    steps: int,
-    batch_size: int,
-    seq_len: int | tuple[int, int],
-    objective: str = "npe",
-    lengths: str = "log-uniform",
-    seed: int = 0,
-    device: str | torch.device = "auto",
-    lr: float = 3e-3,
-    weight_decay: float = 1e-4,
-    warmup_steps: int | None = None,
-    grad_clip: float = 1.0,
-    train_size: int | None = None,
-    kl_samples: int = 32,
-    mask_fraction: float = 0.25,
-    token_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    checkpoint_dir: str | Path | None = None,
-    checkpoint_every: int = 100,
-    resume: bool = False,
-    compile: bool = False,
-    progress: bool = True,
-    data_shards: int = 1,
-    threads: int | str | None = "auto",
-    callback: Callable[[int, dict[str, float], AmortizedPosterior], None] | None = None,
-) -> TrainResult:
+def train(net: AmortizedPosterior, model: ExchangeableModel,
+          config: TrainConfig | None = None, /, **settings: Any) -> TrainResult:
     """Train ``net`` on simulations from ``model``.
 
     Args:
         net: An :class:`AmortizedPosterior` built for ``model``.
         model: The model to simulate from (its Pyro program).
-        steps: Number of optimisation steps (in total, counting resumed ones).
-        batch_size: Sequences per step (per process under torchrun).
-        seq_len: Tokens per sequence, an int or a ``(low, high)`` range (drawn per sequence).
-        objective: ``"npe"`` or ``"kl"`` (see the module docstring).
-        lengths: How sequence lengths are drawn from a ``seq_len`` range:
-            ``"log-uniform"`` (default) or ``"uniform"`` (see :func:`training_lengths`).
-            Log-uniform was chosen by measurement: with uniform lengths on [8, 128] the
-            short end is fit worst (issue 12: KL at L = 8 was 7x that at L = 128).
-        seed: Seeds simulation, lengths and dropout; the global RNG is left alone.
-        device: ``"auto"`` (CUDA when present, with bf16 autocast), ``"cpu"`` or ``"cuda"``
-            (or ``"cuda:i"``). Under torchrun, ``"auto"`` / ``"cuda"`` put each rank on GPU
-            ``LOCAL_RANK``.
-        lr, weight_decay: AdamW settings; the learning rate warms up linearly for
-            ``warmup_steps`` (default 5% of ``steps``) then follows a cosine to 0. The
-            default lr 3e-3 was chosen by measurement (issue 12; normal-mean d = 2, one-block
-            Set Transformer, 1,000 NPE steps of 128 sets, L in [8, 128]): KL(exact || q) at
-            L = 8 / 32 / 128 was 0.78 / 0.040 / 0.14 with lr 1e-3 and 0.18 / 0.017 / 0.035
-            with 3e-3 (uniform lengths); with log-uniform lengths 0.026 / 0.0067 / 0.020 at
-            3e-3 and 0.026 / 0.0067 / 0.026 at 5e-3. DeepSets: 0.040 / 0.0048 / 0.020 at
-            1e-3, 0.017 / 0.0037 / 0.012 at 3e-3, 0.017 / 0.0050 / 0.018 at 1e-2.
-        grad_clip: Max global gradient norm.
-        train_size: If given, a fixed training set of this many sequences.
-        kl_samples: Posterior draws per sequence for the Monte Carlo KL objective.
-        mask_fraction: Fraction of real tokens hidden per sequence for ``"mtp"``.
-        token_transform: ``"mtp"`` only: map the tokens ``(B, L, *token_shape)`` to the
-            pretext targets ``(B, L, ...)`` that the token head predicts (e.g. a coarsened
-            token); the network still sees the raw visible tokens. The caller makes
-            ``net.token_head`` match the transformed targets. Not saved in checkpoints.
-        checkpoint_dir: Folder for ``checkpoint.pt`` (written atomically every
-            ``checkpoint_every`` steps and at the end; the one before is kept as
-            ``checkpoint.prev.pt``, see :func:`load_checkpoint`).
-        resume: Continue from the checkpoint in ``checkpoint_dir`` if there is one. The
-            run must have the same settings (steps, batch, lengths, objective, seed, data,
-            lr, weight decay, warm-up, clipping, ...); a ValueError names any that differ.
-        compile: Run the forward pass through ``torch.compile`` (the network object and
-            its checkpoints are unchanged).
-        progress: Show a progress bar with the running loss (a live tqdm bar in a
-            terminal or Jupyter, a few plain lines when the output is not a terminal).
-        data_shards: Simulate each step's batch as this many equal shards with their own
-            seeds (one process). Under torchrun every rank simulates one shard of
-            ``batch_size`` sequences, so ``torchrun --nproc_per_node=k`` sees the same data
-            as one process with ``batch_size * k`` and ``data_shards=k``.
-        threads: torch intra-op CPU threads for this call (restored afterwards): an int,
-            None (leave torch's setting) or ``"auto"`` (default): the cores that are idle
-            when training starts, so that a second process on the machine does not make
-            the threads wait on each other (see ``bayesattn.inference.resolve_threads``).
-        callback: Called as ``callback(step, row, net)`` after every step.
+        config: A :class:`~bayesattn.inference.TrainConfig`; optional.
+        **settings: Fields of :class:`~bayesattn.inference.TrainConfig` (``steps``,
+            ``batch_size``, ``seq_len``, ``objective``, ``lr``, ``seed``, ``device``,
+            ``checkpoint_dir``, ``resume``, ...), applied on top of ``config``. Every
+            setting, its default and the measurements that chose it are documented there.
 
     Returns:
         :class:`TrainResult`.
@@ -408,7 +280,15 @@ def train(
     Raises:
         TrainingDivergedError: the loss became NaN or inf (the last checkpoint is kept).
         ValueError: bad arguments (the message says which and why).
+        TypeError: a setting that TrainConfig does not have.
+
+    Example::
+
+        train(net, model, steps=1000, seq_len=(8, 128))
+        cfg = TrainConfig(steps=1000, seq_len=(8, 128), objective=ExactKL(samples=64))
+        train(net, model, cfg, seed=1)
     """
+    config = TrainConfig.make(config, **settings)
     if not isinstance(net, AmortizedPosterior):
         raise TypeError(f"net must be an AmortizedPosterior; got {type(net).__name__}.")
     if net.model.name != model.name or net.model.params != model.params:
@@ -416,36 +296,20 @@ def train(
             f"net was built for {net.model!r} but train got {model!r}; build the network "
             "for the model you simulate from."
         )
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}; got {objective!r}.")
-    if objective == "kl" and not model.has_exact_posterior:
+    config.length_range()  # seq_len must be set
+    objective = as_objective(config.objective, config)
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    if isinstance(config.objective, Objective) and any(
+            getattr(config, k) != defaults[k] for k in ("kl_samples", "mask_fraction")):
         raise ValueError(
-            f"objective 'kl' needs an exact posterior; {model.name} has none: use 'npe'."
-        )
-    for label, v in (("steps", steps), ("batch_size", batch_size), ("checkpoint_every",
-                                                                    checkpoint_every)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{label} must be an integer >= 1; got {v!r}.")
-    if objective == "mtp" and _length_range(seq_len)[0] < 2:
-        raise ValueError(
-            f"objective 'mtp' hides tokens and predicts them from the rest, so every "
-            f"sequence needs >= 2 tokens; got seq_len={seq_len!r}."
-        )
-    if token_transform is not None and (objective != "mtp" or not callable(token_transform)):
-        raise ValueError(
-            f"token_transform must be a callable and needs objective='mtp'; got "
-            f"{type(token_transform).__name__} with objective={objective!r}."
-        )
-    _check_lengths(lengths)
-    if not 0.0 < float(mask_fraction) < 1.0:
-        raise ValueError(f"mask_fraction must lie in (0, 1); got {mask_fraction!r}.")
-    if resume and checkpoint_dir is None:
-        raise ValueError("resume=True needs checkpoint_dir (where the checkpoint lives).")
+            f"kl_samples and mask_fraction configure the objectives given by name; set them on "
+            f"the objective object instead (got objective={objective!r})")
+    objective.check(model, config)
 
     # Train only what the objective uses: the heads of the other objectives are frozen
     # for this call (so neither DDP nor AdamW sees parameters without gradients).
     heads = {"posterior": net.head, "target": net.target_head, "token": net.token_head}
-    frozen = [p for k, h in heads.items() if k != _OUTPUT[objective] for p in h.parameters()]
+    frozen = [p for k, h in heads.items() if k != objective.output for p in h.parameters()]
     was_trainable = [p.requires_grad for p in frozen]
     for p in frozen:
         p.requires_grad_(False)
@@ -453,15 +317,8 @@ def train(
     # (Distribution.set_default_validate_args(False)); put the caller's setting back.
     validate_args = torch.distributions.Distribution._validate_args
     try:
-        with torch_threads(threads) as n_threads:
-            result = _train(
-                net, model, objective=objective, lengths=lengths, steps=steps,
-                batch_size=batch_size, seq_len=seq_len, seed=seed, device=device, lr=lr,
-                weight_decay=weight_decay, warmup_steps=warmup_steps, grad_clip=grad_clip,
-                train_size=train_size, kl_samples=kl_samples, mask_fraction=mask_fraction,
-                token_transform=token_transform, checkpoint_dir=checkpoint_dir,
-                checkpoint_every=checkpoint_every, resume=resume, compile=compile,
-                progress=progress, data_shards=data_shards, callback=callback)
+        with torch_threads(config.threads) as n_threads:
+            result = _train(net, model, config, objective)
         result.threads = n_threads
         return result
     finally:
@@ -470,16 +327,17 @@ def train(
             p.requires_grad_(flag)
 
 
-def _train(net, model, *, objective, lengths, steps, batch_size, seq_len, seed, device, lr,
-           weight_decay, warmup_steps, grad_clip, train_size, kl_samples, mask_fraction,
-           token_transform,
-           checkpoint_dir, checkpoint_every, resume, compile, progress, data_shards, callback):
+def _train(net: AmortizedPosterior, model: ExchangeableModel, config: TrainConfig,
+           objective: Objective) -> TrainResult:
     from bayesattn._progress import progress_bar
+
+    c = config
+    steps, batch_size, seed, lr, grad_clip = c.steps, c.batch_size, c.seed, c.lr, c.grad_clip
 
     dist = torch.distributed
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     rank = dist.get_rank() if world > 1 else 0
-    device = _resolve_device(device)
+    device = _resolve_device(c.device)
     if world > 1 and device.type == "cuda" and device.index is None:
         # one GPU per process: torchrun's LOCAL_RANK (a bare "cuda" would put every rank
         # on GPU 0 and hand DDP device_ids=[None])
@@ -495,11 +353,11 @@ def _train(net, model, *, objective, lengths, steps, batch_size, seq_len, seed, 
         module = DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
-    if compile:  # compile the forward pass only; net and its state_dict keys stay as they are
+    if c.compile:  # compile the forward pass only; net and its state_dict keys stay as they are
         module = torch.compile(module)
-    warmup = max(1, int(0.05 * steps)) if warmup_steps is None else int(warmup_steps)
+    warmup = max(1, int(0.05 * steps)) if c.warmup_steps is None else int(c.warmup_steps)
     trainable = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=c.weight_decay)
 
     def schedule(s: int) -> float:
         if s < warmup:
@@ -507,20 +365,19 @@ def _train(net, model, *, objective, lengths, steps, batch_size, seq_len, seed, 
         return 0.5 * (1.0 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    if isinstance(data_shards, bool) or not isinstance(data_shards, int) or data_shards < 1:
-        raise ValueError(f"data_shards must be an integer >= 1; got {data_shards!r}.")
-    shard_ids = [rank] if world > 1 else list(range(data_shards))
-    data = _Data(model, int(batch_size), seq_len, int(seed), device, train_size, shard_ids,
-                 lengths)
+    shard_ids = [rank] if world > 1 else list(range(c.data_shards))
+    data = _Data(model, int(batch_size), c.seq_len, int(seed), device, c.train_size, shard_ids,
+                 c.lengths)
     run_config = {"steps": int(steps), "batch_size": int(batch_size), "seq_len": list(
-        _length_range(seq_len)), "lengths": lengths, "objective": objective, "seed": int(seed),
-        "train_size": train_size, "world_size": world, "data_shards": len(shard_ids),
+        c.length_range()), "lengths": c.lengths, "objective": objective.name,
+        "seed": int(seed), "train_size": c.train_size, "world_size": world,
+        "data_shards": len(shard_ids),
         # the optimisation settings too: resume restores the optimizer and scheduler, so a
         # changed lr (etc.) would otherwise be dropped without a word
-        "lr": float(lr), "weight_decay": float(weight_decay), "warmup_steps": int(warmup),
-        "grad_clip": float(grad_clip), "kl_samples": int(kl_samples),
-        "mask_fraction": float(mask_fraction)}
-    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+        "lr": float(lr), "weight_decay": float(c.weight_decay), "warmup_steps": int(warmup),
+        "grad_clip": float(grad_clip), "kl_samples": int(c.kl_samples),
+        "mask_fraction": float(c.mask_fraction), **objective.settings()}
+    ckpt = Path(c.checkpoint_dir) / CHECKPOINT if c.checkpoint_dir is not None else None
     history: list[dict[str, float]] = []
     start_step = 0
     autocast = device.type == "cuda"
@@ -528,7 +385,7 @@ def _train(net, model, *, objective, lengths, steps, batch_size, seq_len, seed, 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [],
                                device_type=device.type):
         torch.manual_seed(int(seed) + 17 * rank)
-        state = load_checkpoint(ckpt.parent, device) if resume and ckpt is not None else None
+        state = load_checkpoint(ckpt.parent, device) if c.resume and ckpt is not None else None
         if state is not None:
             if state["run_config"] != run_config:
                 old = state["run_config"]
@@ -568,18 +425,17 @@ def _train(net, model, *, objective, lengths, steps, batch_size, seq_len, seed, 
         t0 = time.perf_counter()
         net.train()
         bar = progress_bar(range(start_step, steps), initial=start_step, total=steps,
-                           disable=not progress or rank != 0, desc=f"train {model.name}")
+                           disable=not c.progress or rank != 0, desc=f"train {model.name}")
         for step in bar:
             batch = data.batch(step)
-            mask, hidden = batch.mask, None
-            if objective == "mtp":
-                hidden = _hide_tokens(batch.mask, mask_fraction, _step_seed(seed, step, 7))
+            mask, hidden = batch.mask, objective.hide(batch, _step_seed(seed, step, 7))
+            if hidden is not None:
                 mask = batch.mask & ~hidden  # the network sees the visible tokens only
             try:
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
                     # q(z | x), p(y | x) or p(token | visible); heads run in float32
-                    q = module(batch.x, mask, output=_OUTPUT[objective])
-                loss, kl = _loss(net, q, batch, objective, kl_samples, hidden, token_transform)
+                    q = module(batch.x, mask, output=objective.output)
+                loss, kl = objective.loss(net, q, batch, hidden)
             except ValueError as err:  # a distribution refusing non-finite parameters
                 if all(torch.isfinite(p).all() for p in net.parameters()):
                     raise
@@ -604,10 +460,10 @@ def _train(net, model, *, objective, lengths, steps, batch_size, seq_len, seed, 
                    "seconds": time.perf_counter() - t0}
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
-            if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
+            if (step + 1) % c.checkpoint_every == 0 or step + 1 == steps:
                 save(step + 1)
-            if callback is not None:
-                callback(step + 1, row, net)
+            if c.callback is not None:
+                c.callback(step + 1, row, net)
         bar.close()
     net.eval()
     return TrainResult(net=net, history=pd.DataFrame(history),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ import torch
 
 from bayesattn._progress import progress_bar
 from bayesattn.metrics import Estimate, bootstrap_ci, kl_per_dataset
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bayesattn.inference import TrainConfig
 
 __all__ = ["generalisation_gap", "fit_slope", "sequence_losses"]
 
@@ -88,21 +91,18 @@ def generalisation_gap(
     *,
     train_sizes: Sequence[int],
     lengths: Sequence[int],
-    steps: int,
-    batch_size: int = 64,
-    objective: str = "npe",
+    training: TrainConfig | None = None,
     encoder: str = "set-transformer",
     encoder_options: dict | None = None,
     num_test: int = 512,
     seed: int = 0,
-    device: str = "cpu",
-    lr: float = 1e-3,
     net_factory: Callable[[], Any] | None = None,
     num_resamples: int = 1000,
     progress: bool = False,
     return_networks: bool = False,
     return_histories: bool = False,
     checkpoint_root: str | os.PathLike[str] | None = None,
+    **train_settings: Any,
 ) -> pd.DataFrame | tuple[Any, ...]:
     """Train on fixed sets of N sequences of L tokens; measure test minus training loss.
 
@@ -115,14 +115,14 @@ def generalisation_gap(
         model: The model to simulate from.
         train_sizes: The N values (integers >= 1).
         lengths: The L values (integers >= 1; every sequence has exactly L tokens).
-        steps: Optimisation steps per network.
-        batch_size: Sequences per step.
-        objective: Training objective (``"npe"`` or ``"kl"``).
+        training: How each network is trained, a
+            :class:`~bayesattn.inference.TrainConfig` (``steps`` is required, here or in
+            ``train_settings``; ``batch_size``, ``objective``, ``lr``, ``device``, ... take
+            TrainConfig's defaults). The study sets ``seq_len`` (L), ``train_size`` (N),
+            ``seed``, the checkpoint and ``progress`` of each network itself.
         encoder, encoder_options: Passed to :class:`~bayesattn.inference.AmortizedPosterior`.
         num_test: Fresh test sequences per (N, L).
         seed: Seeds the networks, the training sets and the test sets.
-        device: Where training runs.
-        lr: Learning rate.
         net_factory: Optional zero-argument function returning a fresh network (overrides
             ``encoder``/``encoder_options``).
         num_resamples: Bootstrap resamples for the CIs.
@@ -133,6 +133,8 @@ def generalisation_gap(
         checkpoint_root: Checkpoint each network into ``checkpoint_root/N<N>-L<L>/`` and
             resume from there (a killed grid continues where it stopped; same numbers
             on a CPU).
+        **train_settings: Fields of ``TrainConfig`` applied on top of ``training``, e.g.
+            ``steps=500, batch_size=64, objective="kl", lr=1e-3``.
 
     Returns:
         Tidy frame with columns ``N, L, metric, value, ci_low, ci_high, se, n`` and the
@@ -141,7 +143,9 @@ def generalisation_gap(
         ``gap_kl``. With ``return_networks`` and/or ``return_histories``, the tuple
         ``(frame, networks)``, ``(frame, histories)`` or ``(frame, networks, histories)``.
     """
-    from bayesattn.inference import AmortizedPosterior, fixed_training_set, train
+    from bayesattn.inference import AmortizedPosterior, TrainConfig, fixed_training_set, train
+
+    base = TrainConfig.make(training, **train_settings)
 
     sizes = [int(n) for n in train_sizes]
     lens = [int(v) for v in lengths]
@@ -163,8 +167,7 @@ def generalisation_gap(
         run_seed = int(np.random.SeedSequence([seed, n, length]).generate_state(1)[0] % 2**31)
         ckpt = (Path(checkpoint_root) / f"N{n}-L{length}" if checkpoint_root is not None
                 else None)
-        result = train(net, model, steps=steps, batch_size=batch_size, seq_len=length,
-                       objective=objective, seed=run_seed, device=device, lr=lr, train_size=n,
+        result = train(net, model, base, seq_len=length, seed=run_seed, train_size=n,
                        progress=False, checkpoint_dir=ckpt, resume=ckpt is not None)
         train_set = fixed_training_set(model, n, length, seed=run_seed)
         test_set = model.simulate(num_test, length, seed=run_seed + 1)

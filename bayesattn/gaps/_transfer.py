@@ -58,7 +58,7 @@ import torch
 from scipy.stats import norm
 from torch.distributions import constraints
 
-from bayesattn.inference import AmortizedPosterior, PredictiveHead, train
+from bayesattn.inference import AmortizedPosterior, PredictiveHead, TrainConfig, train
 from bayesattn.metrics import bootstrap_ci
 from bayesattn.models import ExchangeableModel, FiniteMixture
 
@@ -287,14 +287,14 @@ def masked_token_transfer(
     seed: int = 0,
     encoder: str = "set-transformer",
     encoder_options: dict[str, Any] | None = None,
-    device: str = "cpu",
     mask_fraction: float = 0.25,
     coarsen: int | Sequence[int] | None = None,
-    lr: float = 1e-3,
+    training: TrainConfig | None = None,
     probe: str = "linear",
     probe_hidden: int = 32,
     readouts: Sequence[str] | Mapping[str, str] = ("representation",),
     num_resamples: int = 1000,
+    **train_settings: Any,
 ) -> pd.DataFrame:
     """Pretrain with masked-token prediction, then probe y from the frozen network.
 
@@ -311,10 +311,12 @@ def masked_token_transfer(
             tokens and the bootstrap.
         encoder: ``"set-transformer"``, ``"transformer"`` or ``"deepsets"``.
         encoder_options: Extra encoder arguments (e.g. ``{"dim": 32, "num_heads": 2}``).
-        device: Where to pretrain (``"cpu"``, ``"cuda"``, ``"auto"``).
         mask_fraction: Fraction of each set hidden in pretraining and in the test pretext.
         coarsen: Coarsening of the ``"coarse"`` pretext (module docstring).
-        lr: Peak learning rate.
+        training: The other pretraining settings, a
+            :class:`~bayesattn.inference.TrainConfig` (its defaults when None: lr, device,
+            weight decay, ...). The study sets its ``steps``, ``batch_size``, ``seq_len``,
+            ``seed``, ``mask_fraction`` and the ``"mtp"`` objective itself.
         probe: ``"linear"`` or ``"mlp"`` downstream probe.
         probe_hidden: Hidden width of the MLP probe.
         readouts: What the probe reads (module docstring): names from
@@ -323,6 +325,8 @@ def masked_token_transfer(
             ``{"representation": "linear", "predictive": "mlp"}``. All readouts share
             one pretrained network and the same probe and test sequences.
         num_resamples: Bootstrap resamples of the test sequences.
+        **train_settings: Fields of ``TrainConfig`` applied on top of ``training``, e.g.
+            ``lr=1e-3, device="cuda"``.
 
     Returns:
         Tidy frame, one row per metric, columns ``model, pretext, steps, batch_size,
@@ -359,9 +363,11 @@ def masked_token_transfer(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed) + 1)
             net.token_head = PredictiveHead(spec.support, (), net.rep_dim)
-    train(net, model, steps=steps, batch_size=batch_size, seq_len=seq_len, objective="mtp",
-          seed=seed, device=device, lr=lr, mask_fraction=mask_fraction,
-          token_transform=spec.transform, progress=False)
+    config = TrainConfig.make(
+        training, **train_settings, steps=steps, batch_size=batch_size, seq_len=seq_len,
+        objective="mtp", seed=seed, mask_fraction=mask_fraction,
+        token_transform=spec.transform, progress=False)
+    train(net, model, config)
 
     probe_set = simulate_sets(model, num_train_probe, seq_len, seed=seed + 101)
     test = simulate_sets(model, num_test, seq_len, seed=seed + 202)

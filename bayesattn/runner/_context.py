@@ -125,19 +125,22 @@ class RunContext:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(key)).strip("_") or "net"
         return Path(self.out) / "checkpoints" / f"{self.stage}-{safe}"
 
-    def train(self, key: str, net: Any, model: Any, **kwargs: Any) -> Any:
+    def train(self, key: str, net: Any, model: Any, config: Any = None, /,
+              **kwargs: Any) -> Any:
         """:func:`bayesattn.inference.train` that survives a killed run.
 
         It checkpoints into :meth:`checkpoint_dir` (``key`` names the network, unique
         within the stage) and resumes from there: a run killed mid-training continues
         from its last checkpoint on ``--resume`` instead of starting the network again,
         and, since resume is exact on a CPU, produces the same bytes. Other arguments go
-        to ``train`` unchanged.
+        to ``train`` unchanged: a :class:`~bayesattn.inference.TrainConfig` and/or its
+        fields as keywords.
         """
         from bayesattn.inference import train
 
-        kwargs.setdefault("progress", self.progress)
-        return train(net, model, checkpoint_dir=self.checkpoint_dir(key), resume=True,
+        if config is None or "progress" in kwargs:
+            kwargs.setdefault("progress", self.progress)
+        return train(net, model, config, checkpoint_dir=self.checkpoint_dir(key), resume=True,
                      **kwargs)
 
     def loop_checkpoint(self, key: str, **objects: Any) -> LoopCheckpoint:

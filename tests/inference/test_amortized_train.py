@@ -239,7 +239,7 @@ def test_masked_token_prediction_approaches_the_bayes_predictive():
 
 
 def test_mtp_hides_some_but_never_all_tokens():
-    from bayesattn.inference._train import _hide_tokens
+    from bayesattn.inference._objectives import hide_tokens as _hide_tokens
 
     mask = torch.ones(64, 10, dtype=torch.bool)
     mask[:, 7:] = False
