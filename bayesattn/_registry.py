@@ -33,14 +33,20 @@ class Registry(Generic[T]):
         error: The exception :meth:`get` raises for an unknown name (a ``KeyError`` or
             ``ValueError`` subclass is usual); its message names close matches and
             every registered name.
+        base: When given, only subclasses of ``base`` may be registered (TypeError
+            otherwise).
+        own_name: Each object is registered under its own ``name`` attribute (ValueError
+            otherwise).
         check: Optional ``check(name, obj)`` called before an object is registered; it
             raises ``TypeError`` or ``ValueError`` for what does not belong here.
         hint: A sentence appended to the unknown-name message (e.g. how to register).
     """
 
     def __init__(self, kind: str, *, error: type[Exception] = KeyError,
+                 base: type | None = None, own_name: bool = False,
                  check: Callable[[str, T], None] | None = None, hint: str = "") -> None:
-        self.kind, self.error, self.hint = kind, error, hint
+        self.kind, self.error, self.hint, self.base = kind, error, hint, base
+        self.own_name = own_name
         self._check = check
         self._items: dict[str, T] = {}
 
@@ -69,9 +75,17 @@ class Registry(Generic[T]):
         return obj
 
     def _add(self, name: str | None, obj: T, replace: bool) -> None:
-        name = getattr(obj, "name", None) if name is None else name
+        if self.base is not None and not (isinstance(obj, type) and issubclass(obj, self.base)):
+            raise TypeError(f"a {self.kind} must be a {self.base.__name__} subclass; got "
+                            f"{obj!r}")
+        own = getattr(obj, "name", None)
+        name = own if name is None else name
         if not isinstance(name, str) or not name:
             raise ValueError(f"a {self.kind} needs a non-empty string name; got {name!r}")
+        if self.own_name and own != name:
+            what = getattr(obj, "__name__", repr(obj))
+            raise ValueError(f"{self.kind} {name!r}: {what}.name is {own!r}; a {self.kind} is "
+                             "registered under its own name")
         if self._check is not None:
             self._check(name, obj)
         old = self._items.get(name)

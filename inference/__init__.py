@@ -14,7 +14,15 @@ Amortized inference:
 
 Attention building blocks:
     :class:`MultiHeadAttention` with pluggable kernels (``make_kernel``,
-    ``register_kernel``), the encoders (``make_encoder``) and heads (``make_head``).
+    ``register_kernel``), the encoders (``make_encoder``) and heads (``make_head``,
+    ``fitting_kinds``).
+
+Extending: kernels, encoders and posterior heads are each kept in a registry
+(``KERNELS``, ``ENCODERS``, ``HEADS``; like ``OBJECTIVES``): a new one is one subclass
+(of :class:`AttentionKernel`, :class:`SetEncoder`, :class:`PosteriorHead`) with
+``@KERNELS.register("name")`` / ``@ENCODERS.register("name")`` /
+``@HEADS.register("name")`` above it, and is then built by name everywhere
+(``AmortizedPosterior(model, encoder="name", head="name")``, save and load included).
     Paper 2's filtering variants: ``BilateralKernel`` ("bilateral"), ``TwicingKernel``
     ("twicing"), ``sinusoidal_encoding`` and the ``residual`` / ``positional`` options
     of ``TransformerEncoder``.
@@ -23,9 +31,11 @@ Attention building blocks:
 from bayesattn._files import DamagedFileError
 
 from . import oracle
-from ._amortized import DEFAULT_ENCODER_OPTIONS, AmortizedPosterior
+from ._amortized import AmortizedPosterior
 from ._attention import (
+    KERNELS,
     AttentionConfig,
+    AttentionInputError,
     AttentionKernel,
     CMEKernel,
     GaussianKernel,
@@ -38,11 +48,19 @@ from ._attention import (
 )
 from ._config import TrainConfig
 from ._diagnostics import DEFAULT_GATE, ConvergenceGate, per_dataset_diagnostics
-from ._encoders import DeepSets, SetEncoder, SetTransformer, TransformerEncoder, make_encoder
+from ._encoders import (
+    DEFAULT_ENCODER_OPTIONS,
+    ENCODERS,
+    DeepSets,
+    SetEncoder,
+    SetTransformer,
+    TransformerEncoder,
+    make_encoder,
+)
 from ._featurize import TokenFeaturizer
 from ._filtering import BilateralKernel, TwicingKernel, sinusoidal_encoding
 from ._ground_truth import METHODS, reference_posterior
-from ._heads import PosteriorHead, make_head
+from ._heads import HEADS, HeadError, PosteriorHead, fitting_kinds, make_head
 from ._objectives import (
     NPE,
     OBJECTIVES,
@@ -110,6 +128,12 @@ __all__ = [
     "TokenFeaturizer",
     "TrainConfig",
     "OBJECTIVES",
+    "KERNELS",
+    "ENCODERS",
+    "HEADS",
+    "AttentionInputError",
+    "HeadError",
+    "fitting_kinds",
     "NPE",
     "ExactKL",
     "MaskedTokens",

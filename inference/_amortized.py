@@ -22,33 +22,10 @@ from bayesattn import models as _models
 from bayesattn._files import DamagedFileError, load_torch_file, save_torch
 from bayesattn.models import ExchangeableModel
 
-from ._encoders import make_encoder
+from ._encoders import ENCODERS, make_encoder
 from ._featurize import TokenFeaturizer
 from ._heads import make_head
 from ._predictive import PredictiveHead, target_support
-
-ENCODERS = ("set-transformer", "transformer", "deepsets")
-
-#: Encoder options used unless ``encoder_options`` overrides them. One attention block with
-#: a 2x feed-forward was chosen by measurement (issue 12; normal-mean d = 2, 1,000 NPE steps
-#: of 128 sets, log-uniform L in [8, 128], lr 3e-3, KL(exact || q) at L = 8 / 32 / 128, 200
-#: test sets each, one CPU thread on a shared 2-core machine): Set Transformer
-#: with 1 block and ff_mult 2: 0.026 / 0.0067 / 0.020 in 51 s; with the class defaults (2
-#: blocks, ff_mult 4): 0.023 / 0.0062 / 0.024 in 173 s. Transformer with 1 layer and ff_mult
-#: 2: 0.018 / 0.0067 / 0.017 in 47 s; with 2 layers and ff_mult 4: 0.017 / 0.0049 / 0.013 at
-#: several times the cost. Depth did not buy accuracy at this budget; it cost 2-3x the time.
-DEFAULT_ENCODER_OPTIONS: dict[str, dict[str, Any]] = {
-    "set-transformer": {"num_blocks": 1, "ff_mult": 2},
-    "transformer": {"num_layers": 1, "ff_mult": 2},
-    "deepsets": {},
-}
-# What networks saved before DEFAULT_ENCODER_OPTIONS existed were built with (their config
-# lists only the options passed explicitly).
-_LEGACY_ENCODER_OPTIONS: dict[str, dict[str, Any]] = {
-    "set-transformer": {"num_blocks": 2, "ff_mult": 4},
-    "transformer": {"num_layers": 2, "ff_mult": 4},
-    "deepsets": {},
-}
 
 
 class AmortizedPosterior(nn.Module):
@@ -56,15 +33,18 @@ class AmortizedPosterior(nn.Module):
 
     Args:
         model: The model (its token types decide the featurisation, its latent the head).
-        encoder: ``"set-transformer"``, ``"transformer"`` (no positional encoding, pooled)
-            or ``"deepsets"`` (no attention; a baseline).
-        head: Posterior head kind, or ``"auto"`` (see ``make_head``).
+        encoder: A registered encoder name (``ENCODERS.names()``): ``"set-transformer"``,
+            ``"transformer"`` (no positional encoding, pooled), ``"deepsets"`` (no
+            attention; a baseline) or one registered with ``@ENCODERS.register``.
+        head: A registered posterior head kind (``HEADS.names()``), or ``"auto"`` (see
+            ``make_head``).
         length_aware: Append log L to the pooled representation.
         seed: Seed for the parameter initialisation (the global RNG is left alone).
         encoder_options: Keyword arguments for the encoder (e.g. ``dim``, ``num_heads``,
-            ``num_blocks``, ``kernel``), on top of :data:`DEFAULT_ENCODER_OPTIONS` (one
-            attention block with ``ff_mult=2``; pass e.g. ``{"num_blocks": 2, "ff_mult":
-            4}`` for the encoder classes' own defaults).
+            ``num_blocks``, ``kernel``), on top of the encoder class's
+            ``default_options`` (:data:`DEFAULT_ENCODER_OPTIONS`; for the attention
+            encoders one block with ``ff_mult=2``: pass e.g. ``{"num_blocks": 2,
+            "ff_mult": 4}`` for the classes' own constructor defaults).
         head_options: Extra keyword arguments for the head (e.g. ``hidden``).
 
     Attributes:
@@ -89,8 +69,7 @@ class AmortizedPosterior(nn.Module):
             raise TypeError(
                 f"model must be a bayesattn.models.ExchangeableModel; got {type(model).__name__}."
             )
-        if encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {ENCODERS}; got {encoder!r}.")
+        encoder_cls = ENCODERS.get(encoder)  # ValueError naming close matches if unknown
         self.model = model
         self.config = {
             "model_name": model.name,
@@ -99,7 +78,7 @@ class AmortizedPosterior(nn.Module):
             "head": head,
             "length_aware": bool(length_aware),
             "seed": int(seed),
-            "encoder_options": {**DEFAULT_ENCODER_OPTIONS[encoder], **(encoder_options or {})},
+            "encoder_options": {**encoder_cls.default_options, **(encoder_options or {})},
             "head_options": dict(head_options or {}),
             "config_version": 2,
         }
@@ -222,7 +201,7 @@ class AmortizedPosterior(nn.Module):
         cfg = payload["config"]
         options = cfg["encoder_options"]
         if "config_version" not in cfg:  # saved before the defaults were recorded
-            options = {**_LEGACY_ENCODER_OPTIONS[cfg["encoder"]], **options}
+            options = {**ENCODERS.get(cfg["encoder"]).legacy_options, **options}
         model = _models.get(cfg["model_name"], **cfg["model_params"])
         net = cls(
             model, encoder=cfg["encoder"], head=cfg["head"], length_aware=cfg["length_aware"],

@@ -2,15 +2,17 @@
 
 The similarity kernel is a small module of its own (:class:`AttentionKernel`), so a new
 variant (bilateral or twicing attention, docs/claims.md#paper-2) is one subclass plus
-``@register_kernel("name")``; :class:`MultiHeadAttention` and every encoder pick it up by
-name. Built-in kernels:
+``@register_kernel("name")`` (the same as ``@KERNELS.register("name")``; :data:`KERNELS`
+is a :class:`~bayesattn._registry.Registry`); :class:`MultiHeadAttention` and every
+encoder pick it up by name. Built-in kernels:
 
 * ``"softmax"``: ``softmax(q k^T / sqrt(dh))`` (Nadaraya-Watson with an exp-dot kernel).
 * ``"gaussian"``: non-local means, ``softmax(-||q - k||^2 / (2 sqrt(dh)))``.
 * ``"cme"``: kernel conditional mean embedding (kernel ridge regression, paper 1),
   ``out(q) = V^T (G + n lambda I)^-1 kappa_K(q)`` over the real keys only.
-* ``"twicing"``: ``(2A - A^2) V`` for any base kernel A (paper 2's boosting).
-* ``"bilateral"`` (in ``_positions.py``): range kernel times a spatial kernel over token
+* ``"twicing"`` (in ``_filtering.py``): ``(2A - A^2) V`` for any base kernel A (paper 2's
+  boosting).
+* ``"bilateral"`` (in ``_filtering.py``): range kernel times a spatial kernel over token
   positions, one learnable bandwidth per head (our reconstruction of paper 2).
 
 Masks are boolean, True = real token. Padded keys never change an output.
@@ -26,6 +28,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from bayesattn._registry import Registry
 
 
 class AttentionInputError(ValueError):
@@ -166,33 +170,38 @@ class LogitKernel(AttentionKernel):
         return w.to(v.dtype) @ v  # (B, H, Q, dv)
 
 
-KERNELS: dict[str, type[AttentionKernel]] = {}
+def _check_kernel(name: str, cls: Any) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, AttentionKernel)):
+        raise TypeError(f"attention kernel {name!r}: expected an AttentionKernel subclass; "
+                        f"got {cls!r}")
+
+
+#: The registered attention kernels (name -> :class:`AttentionKernel` subclass).
+KERNELS: Registry[type[AttentionKernel]] = Registry(
+    "attention kernel", error=AttentionInputError, check=_check_kernel,
+    hint="Register one with @register_kernel('name') on an AttentionKernel subclass.")
 
 
 def register_kernel(name: str) -> Callable[[type[AttentionKernel]], type[AttentionKernel]]:
-    """Class decorator adding an :class:`AttentionKernel` subclass to the registry."""
-
-    def add(cls: type[AttentionKernel]) -> type[AttentionKernel]:
-        KERNELS[name] = cls
-        return cls
-
-    return add
+    """Class decorator adding an :class:`AttentionKernel` subclass to :data:`KERNELS`
+    (the same as ``@KERNELS.register(name)``)."""
+    return KERNELS.register(name)
 
 
 def kernel_names() -> list[str]:
-    """Names accepted by :func:`make_kernel`."""
-    return sorted(KERNELS)
+    """Names accepted by :func:`make_kernel` (``KERNELS.names()``)."""
+    return KERNELS.names()
 
 
 def make_kernel(name: str, *, num_heads: int | None = None, **kw: Any) -> AttentionKernel:
     """Build a registered kernel, e.g. ``make_kernel("cme", kappa="linear", ridge=0.5)``.
 
     ``num_heads`` is passed on only to kernels with per-head parameters (``per_head``).
+
+    Raises:
+        AttentionInputError: ``name`` is not registered (the message suggests close names).
     """
-    if name not in KERNELS:
-        raise AttentionInputError(f"unknown attention kernel {name!r}; expected one of "
-                                  f"{kernel_names()}. Register new ones with @register_kernel.")
-    cls = KERNELS[name]
+    cls = KERNELS.get(name)
     if num_heads is not None and cls.per_head:
         kw["num_heads"] = num_heads
     return cls(**kw)
@@ -357,9 +366,7 @@ class AttentionConfig:
                 f"{self.num_heads}. Pick e.g. dim={fix}.")
         if not 0.0 <= self.dropout < 1.0:
             raise AttentionInputError(f"dropout must be in [0, 1); got {self.dropout!r}.")
-        if self.kernel not in KERNELS:
-            raise AttentionInputError(f"unknown attention kernel {self.kernel!r}; expected "
-                                      f"one of {kernel_names()}.")
+        KERNELS.get(self.kernel)  # an unknown name: AttentionInputError, close names
 
     @property
     def head_dim(self) -> int:

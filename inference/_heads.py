@@ -14,13 +14,20 @@ log density includes the Jacobian.
 
 The returned distributions cast floating values to float32 in ``log_prob``, so the
 float64 ``z`` of ``model.simulate`` can be scored directly.
+
+Every head kind is a :class:`PosteriorHead` subclass registered by name in :data:`HEADS`
+(a :class:`~bayesattn._registry.Registry`); the class says which latents it fits
+(``native`` support families, ``generic``), its extra options and how strongly ``"auto"``
+prefers it, so :func:`make_head`, :func:`fitting_kinds` and ``KINDS`` read everything
+from the registry. A new head is one subclass with ``@HEADS.register("kind")`` above it
+(see :class:`PosteriorHead`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import pyro.distributions as pdist
 import torch
@@ -30,15 +37,12 @@ from torch import nn
 from torch.distributions import biject_to, constraints
 from torch.distributions.transforms import AffineTransform, ReshapeTransform
 
-KINDS = (
-    "categorical", "dirichlet", "beta", "gamma",
-    "gaussian-diag", "gaussian-full", "gaussian-mixture", "flow",
-)
-_GENERIC = ("gaussian-diag", "gaussian-full", "gaussian-mixture", "flow")
-_NATIVE = {"discrete": "categorical", "simplex": "dirichlet", "unit": "beta", "positive": "gamma"}
+from bayesattn._registry import Registry
+
+#: Options every head takes (the :class:`PosteriorHead` constructor's).
 _COMMON_CFG = {"hidden", "depth", "min_scale", "seed"}
-_EXTRA_CFG = {"gaussian-mixture": {"components", "covariance"},
-              "flow": {"num_layers", "count_bins", "bound"}}
+#: The latent support families (see :func:`support_family`).
+FAMILIES = ("discrete", "simplex", "unit", "positive", "real", "other")
 _DTYPE = torch.float32
 
 
@@ -86,7 +90,7 @@ class _Dirichlet(_Float32Values, pdist.Dirichlet):
 
 
 # ---------------------------------------------------------------- supports
-def _support_family(support: constraints.Constraint) -> str:
+def support_family(support: constraints.Constraint) -> str:
     """One of 'discrete', 'simplex', 'unit', 'positive', 'real' or 'other' (continuous)."""
     base = support
     while isinstance(base, constraints.independent):
@@ -133,12 +137,12 @@ def _categorical_ok(shape: tuple[int, ...], support: constraints.Constraint) -> 
 
 
 def fitting_kinds(model: Any) -> tuple[str, ...]:
-    """Head kinds that fit ``model``'s latent (``"auto"`` always fits when this is non-empty)."""
+    """Registered head kinds that fit ``model``'s latent, the one ``"auto"`` picks first
+    (highest ``auto_priority``, then by name); ``"auto"`` fits when this is non-empty."""
     shape, support = _model_facts(model)
-    family = _support_family(support)
-    if family == "discrete":
-        return ("categorical",) if _categorical_ok(shape, support) else ()
-    return ((_NATIVE[family],) if family in _NATIVE else ()) + _GENERIC
+    fits = [HEADS.get(kind) for kind in HEADS.names()]
+    fits = [cls for cls in fits if cls.fits(shape, support)]
+    return tuple(cls.kind for cls in sorted(fits, key=lambda cls: -cls.auto_priority))
 
 
 def unconstrained_shape(model: Any) -> tuple[int, ...]:
@@ -204,24 +208,61 @@ def _scale_tril(diag_raw: torch.Tensor, off_raw: torch.Tensor, floor: float) -> 
 class PosteriorHead(nn.Module):
     """Base class: ``forward(h (B, F)) -> Distribution`` (batch_shape (B,), event latent_shape).
 
+    A new head kind is one subclass in one file, registered with
+    ``@HEADS.register("kind")`` above it; ``make_head(model, in_dim, "kind")`` and
+    ``AmortizedPosterior(model, head="kind")`` (save and load included) then build it, and
+    :func:`fitting_kinds` lists it for every model it fits. The subclass sets ``kind`` (the
+    registered name) and ``native`` and/or ``generic``; it may set ``options`` and
+    ``auto_priority`` (or override :meth:`fits`). Its constructor takes ``(in_dim,
+    latent_shape, support, **cfg)``, passes ``cfg`` on to this one and builds the layers;
+    it implements ``_distribution(h (B, in_dim), float32) -> Distribution`` with batch
+    ``(B,)`` and event ``latent_shape`` whose samples lie in ``support`` (a generic head
+    builds a distribution on the unconstrained space, event ``unc_shape``, and returns
+    ``self.to_support(base)``).
+
+    Class attributes:
+        kind: The registered head kind (``HEADS.names()``).
+        native: Latent support families (:data:`FAMILIES`: "discrete", "simplex",
+            "unit", "positive", ...) the head's own distribution lives on.
+        generic: The head fits any continuous latent (a distribution on the unconstrained
+            space pushed through ``biject_to(support)``).
+        options: Constructor options beyond ``hidden``, ``depth``, ``min_scale`` and
+            ``seed``; :func:`make_head` refuses others.
+        auto_priority: ``make_head(kind="auto")`` picks the fitting head with the highest
+            (ties: by name). Built in: the native heads 2, gaussian-full 1, the other
+            generic heads 0.
+
     Attributes:
-        kind: The head kind (one of ``KINDS``).
         in_dim: F, the width of ``h``.
         latent_shape: Event shape of z.
         support: ``model.latent_support``; samples always lie in it.
+        family: ``support_family(support)``.
+        unc_shape, unc_dim: Shape and size of one z on the unconstrained space (``()``
+            and 1 for a discrete latent).
     """
 
-    kind: str = ""
+    kind: ClassVar[str] = ""
+    native: ClassVar[tuple[str, ...]] = ()
+    generic: ClassVar[bool] = False
+    options: ClassVar[tuple[str, ...]] = ()
+    auto_priority: ClassVar[int] = 0
 
     def __init__(self, in_dim: int, latent_shape: tuple[int, ...], support, *, hidden: int = 64,
                  depth: int = 1, min_scale: float = 1e-3, seed: int | None = None) -> None:
         super().__init__()
         self.in_dim, self.latent_shape, self.support = in_dim, tuple(latent_shape), support
         self.hidden, self.depth, self.min_scale, self.seed = hidden, depth, float(min_scale), seed
-        self.family = _support_family(support)
+        self.family = support_family(support)
         self.unc_shape = (() if support.is_discrete
                           else tuple(biject_to(support).inverse_shape(torch.Size(latent_shape))))
         self.unc_dim = math.prod(self.unc_shape)
+
+    @classmethod
+    def fits(cls, shape: tuple[int, ...], support: constraints.Constraint) -> bool:
+        """Whether this head serves a latent of event ``shape`` on ``support``: its support
+        family is ``native``, or the head is ``generic`` and the latent continuous."""
+        family = support_family(support)
+        return family in cls.native or (cls.generic and family != "discrete")
 
     def forward(self, h: torch.Tensor) -> torch.distributions.Distribution:
         """q(z | h).
@@ -246,8 +287,9 @@ class PosteriorHead(nn.Module):
     def _distribution(self, h: torch.Tensor) -> torch.distributions.Distribution:
         raise NotImplementedError
 
-    def _push(self, base: torch.distributions.Distribution, flat: bool):
-        """Send ``base`` on R^unc (event (unc_dim,) when ``flat``) through biject_to(support)."""
+    def to_support(self, base: torch.distributions.Distribution, flat: bool = False):
+        """Send ``base`` on the unconstrained space (event ``unc_shape``, or ``(unc_dim,)``
+        when ``flat``) through ``biject_to(support)`` (log densities include the Jacobian)."""
         ts = []
         if flat and self.unc_shape != (self.unc_dim,):
             ts.append(ReshapeTransform(torch.Size([self.unc_dim]), torch.Size(self.unc_shape)))
@@ -259,9 +301,43 @@ class PosteriorHead(nn.Module):
         return f"kind={self.kind!r}, in_dim={self.in_dim}, latent_shape={self.latent_shape}"
 
 
+def _check_head(name: str, cls: Any) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, PosteriorHead)):
+        raise TypeError(f"head {name!r}: expected a PosteriorHead subclass; got {cls!r}")
+    if cls.kind != name:
+        raise ValueError(f"head {name!r}: the class's kind is {cls.kind!r}; set kind = "
+                         f"{name!r} on {cls.__name__}")
+    unknown = set(cls.native) - set(FAMILIES)
+    if isinstance(cls.native, str) or unknown:
+        raise ValueError(f"head {name!r}: native must be a tuple of support families "
+                         f"{FAMILIES}; got {cls.native!r}")
+    if isinstance(cls.options, str) or set(cls.options) & _COMMON_CFG:
+        raise ValueError(f"head {name!r}: options must be a tuple of option names other "
+                         f"than {sorted(_COMMON_CFG)}; got {cls.options!r}")
+
+
+#: The registered posterior heads (kind -> :class:`PosteriorHead` subclass).
+HEADS: Registry[type[PosteriorHead]] = Registry(
+    "head kind", error=HeadError, check=_check_head,
+    hint="Register one with @HEADS.register('kind') on a PosteriorHead subclass.")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KINDS":  # the registered head kinds, read when asked (so new ones count)
+        return tuple(HEADS.names())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@HEADS.register("categorical")
 class CategoricalHead(PosteriorHead):
     """K logits -> Categorical over {0..K-1}."""
     kind = "categorical"
+    native = ("discrete",)
+    auto_priority = 2
+
+    @classmethod
+    def fits(cls, shape, support):
+        return _categorical_ok(shape, support)  # scalar z in {0..K-1}
 
     def __init__(self, in_dim, latent_shape, support, **cfg):
         super().__init__(in_dim, latent_shape, support, **cfg)
@@ -291,18 +367,25 @@ class _ElementwiseHead(PosteriorHead):
         return _Independent(d, len(self.latent_shape)) if self.latent_shape else d
 
 
+@HEADS.register("beta")
 class BetaHead(_ElementwiseHead):
     """Two positive concentrations -> Beta on (0, 1); samples never hit 0 or 1 exactly."""
     kind = "beta"
+    native = ("unit",)
+    auto_priority = 2
     _dist_cls = staticmethod(_Beta)
 
 
+@HEADS.register("gamma")
 class GammaHead(_ElementwiseHead):
     """Positive (concentration, rate) -> Gamma on (0, inf)."""
     kind = "gamma"
+    native = ("positive",)
+    auto_priority = 2
     _dist_cls = staticmethod(_Gamma)
 
 
+@HEADS.register("dirichlet")
 class DirichletHead(PosteriorHead):
     """K positive concentrations (``floor + exp(raw)``, initialised at 1) -> Dirichlet.
 
@@ -311,6 +394,8 @@ class DirichletHead(PosteriorHead):
     [8, 128]: KL(exact || q) at L = 8 / 32 / 128 was 0.88 / 0.071 / 1.22 with softplus,
     0.22 / 0.019 / 0.31 with exp)."""
     kind = "dirichlet"
+    native = ("simplex",)
+    auto_priority = 2
 
     def __init__(self, in_dim, latent_shape, support, **cfg):
         super().__init__(in_dim, latent_shape, support, **cfg)
@@ -322,9 +407,11 @@ class DirichletHead(PosteriorHead):
         return _Dirichlet(_log_positive(self.net(h), self.min_scale))
 
 
+@HEADS.register("gaussian-diag")
 class GaussianDiagHead(PosteriorHead):
     """Normal(loc, softplus scale).to_event on the unconstrained space, then biject_to."""
     kind = "gaussian-diag"
+    generic = True
 
     def __init__(self, in_dim, latent_shape, support, **cfg):
         super().__init__(in_dim, latent_shape, support, **cfg)
@@ -337,12 +424,15 @@ class GaussianDiagHead(PosteriorHead):
         base = _Normal(loc, _positive(raw, self.min_scale))
         if self.unc_shape:
             base = _Independent(base, len(self.unc_shape))
-        return self._push(base, flat=False)
+        return self.to_support(base, flat=False)
 
 
+@HEADS.register("gaussian-full")
 class GaussianFullHead(PosteriorHead):
     """MultivariateNormal(loc, scale_tril) on R^unc_dim, then reshape and biject_to."""
     kind = "gaussian-full"
+    generic = True
+    auto_priority = 1  # "auto" for a latent without a native head
 
     def __init__(self, in_dim, latent_shape, support, **cfg):
         super().__init__(in_dim, latent_shape, support, **cfg)
@@ -355,12 +445,15 @@ class GaussianFullHead(PosteriorHead):
         d = self.unc_dim
         loc, diag, off = self.net(h).split([d, d, d * (d - 1) // 2], dim=-1)
         tril = _scale_tril(diag, off, self.min_scale)
-        return self._push(_MultivariateNormal(loc, scale_tril=tril), flat=True)
+        return self.to_support(_MultivariateNormal(loc, scale_tril=tril), flat=True)
 
 
+@HEADS.register("gaussian-mixture")
 class GaussianMixtureHead(PosteriorHead):
     """Mixture of ``components`` diagonal or full Gaussians on R^unc_dim, then biject_to."""
     kind = "gaussian-mixture"
+    generic = True
+    options = ("components", "covariance")
 
     def __init__(self, in_dim, latent_shape, support, *, components: int = 3,
                  covariance: str = "diag", **cfg):
@@ -386,9 +479,10 @@ class GaussianMixtureHead(PosteriorHead):
         else:
             comp = _Independent(pdist.Normal(loc, _positive(diag, self.min_scale)), 1)
         mix = _MixtureSameFamily(pdist.Categorical(logits=logits), comp)
-        return self._push(mix, flat=True)
+        return self.to_support(mix, flat=True)
 
 
+@HEADS.register("flow")
 class FlowHead(PosteriorHead):
     """Pyro conditional normalizing flow on R^unc_dim conditioned on h, then biject_to.
 
@@ -397,11 +491,14 @@ class FlowHead(PosteriorHead):
     -> affine(loc(h), scale(h)) -> reshape -> biject_to(support).
     """
     kind = "flow"
+    generic = True
+    options = ("num_layers", "count_bins", "bound")
 
     def __init__(self, in_dim, latent_shape, support, *, num_layers: int = 2,
                  count_bins: int = 8, bound: float = 5.0, **cfg):
         super().__init__(in_dim, latent_shape, support, **cfg)
         _check_int("num_layers", num_layers)
+        _check_int("count_bins", count_bins)
         d, hid = self.unc_dim, [self.hidden, self.hidden]
         if d == 1:
             layers = [ptransforms.conditional_spline(1, in_dim, hid, count_bins, bound)
@@ -433,12 +530,7 @@ class FlowHead(PosteriorHead):
         zero = h.new_zeros(b, d)
         base = _Independent(pdist.Normal(zero, torch.ones_like(zero)), 1)
         cond = pdist.ConditionalTransformedDistribution(base, ts).condition(h)
-        return self._push(_TransformedDistribution(cond.base_dist, cond.transforms), flat=True)
-
-
-_CLASSES = {cls.kind: cls for cls in (CategoricalHead, DirichletHead, BetaHead, GammaHead,
-                                      GaussianDiagHead, GaussianFullHead, GaussianMixtureHead,
-                                      FlowHead)}
+        return self.to_support(_TransformedDistribution(cond.base_dist, cond.transforms), flat=True)
 
 
 def make_head(model: Any, in_dim: int, kind: str = "auto", **cfg: Any) -> PosteriorHead:
@@ -447,14 +539,16 @@ def make_head(model: Any, in_dim: int, kind: str = "auto", **cfg: Any) -> Poster
     Args:
         model: A bayesattn model (uses ``latent_shape`` and ``latent_support``).
         in_dim: F, the width of the pooled representation h of shape (B, F).
-        kind: ``"auto"`` or one of ``KINDS`` that fits the model (see :func:`fitting_kinds`).
-            Auto: categorical (discrete), dirichlet (simplex), beta (unit interval),
-            gamma (positive), else gaussian-full (through biject_to where constrained).
+        kind: ``"auto"`` or a registered kind (``HEADS.names()``) that fits the model (see
+            :func:`fitting_kinds`). Auto: the first of ``fitting_kinds(model)``; with the
+            built-in heads categorical (discrete), dirichlet (simplex), beta (unit
+            interval), gamma (positive), else gaussian-full (through biject_to where
+            constrained).
         **cfg: ``hidden`` (64), ``depth`` (1 hidden layer), ``min_scale`` (1e-3, floor of
             positive parameters), ``seed`` (None: global RNG; an int initialises the weights
-            reproducibly without touching the global RNG state); gaussian-mixture:
-            ``components`` (3), ``covariance`` ("diag" | "full"); flow: ``num_layers`` (2),
-            ``count_bins`` (8), ``bound`` (5.0).
+            reproducibly without touching the global RNG state), and the head class's
+            ``options``: gaussian-mixture ``components`` (3), ``covariance`` ("diag" |
+            "full"); flow ``num_layers`` (2), ``count_bins`` (8), ``bound`` (5.0).
 
     Returns:
         A :class:`PosteriorHead` whose ``forward(h (B, F))`` gives a Distribution with
@@ -472,22 +566,26 @@ def make_head(model: Any, in_dim: int, kind: str = "auto", **cfg: Any) -> Poster
         raise HeadError(f"no head kind fits {name}: latent support {support}, shape {shape}. "
                         "Heads support categorical {0..K-1} scalars and continuous latents.")
     if kind == "auto":
-        kind = fits[0] if fits[0] != "gaussian-diag" else "gaussian-full"
+        kind = fits[0]
+    if kind not in HEADS:
+        raise HeadError(f"{HEADS.unknown(kind)} The kinds that fit {name} are "
+                        f"{['auto', *fits]}.")
     if kind not in fits:
-        what = "unknown head kind" if kind not in KINDS else "head kind"
-        raise HeadError(f"{what} {kind!r} does not fit {name} (latent support {support}); the "
-                        f"kinds that fit are {['auto', *fits]}.")
-    unknown = set(cfg) - _COMMON_CFG - _EXTRA_CFG.get(kind, set())
+        raise HeadError(f"head kind {kind!r} does not fit {name} (latent support {support}); "
+                        f"the kinds that fit are {['auto', *fits]}.")
+    cls = HEADS.get(kind)
+    allowed = _COMMON_CFG | set(cls.options)
+    unknown = set(cfg) - allowed
     if unknown:
         raise TypeError(f"unknown option(s) {sorted(unknown)} for a {kind!r} head; expected "
-                        f"some of {sorted(_COMMON_CFG | _EXTRA_CFG.get(kind, set()))}.")
-    for key in ("hidden", "depth", "count_bins"):
+                        f"some of {sorted(allowed)}.")
+    for key in ("hidden", "depth"):
         _check_int(key, cfg.get(key, 1))
     if not float(cfg.get("min_scale", 1e-3)) > 0:
         raise HeadError(f"min_scale must be > 0; got {cfg['min_scale']!r}.")
     seed = cfg.get("seed")
     if seed is None:
-        return _CLASSES[kind](in_dim, shape, support, **cfg)
+        return cls(in_dim, shape, support, **cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return _CLASSES[kind](in_dim, shape, support, **cfg)
+        return cls(in_dim, shape, support, **cfg)

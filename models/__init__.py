@@ -4,10 +4,13 @@ Each model is written twice, in Pyro and in NumPyro, side by side in one file;
 ``simulate`` runs the Pyro program; ``exact_posterior`` gives the closed-form or
 enumerated posterior where one exists.
 
-Positional (non-exchangeable) ground truths for the filtering experiments live
-beside the zoo in their own registry (``sequence_names()``, ``get_sequence``):
-``change-point`` (sticky HMM, forward-backward) and ``gp-signal`` (GP prior,
-linear-Gaussian). ``contaminate(model, epsilon, kind)`` turns a finite mixture into
+The zoo is the registry :data:`MODELS` (``names()``, ``get(name, **params)``,
+``@register``); positional (non-exchangeable) ground truths for the filtering
+experiments live beside it in their own, :data:`SEQUENCE_MODELS`
+(``sequence_names()``, ``get_sequence``, ``@register_sequence``): ``change-point``
+(sticky HMM, forward-backward) and ``gp-signal`` (GP prior, linear-Gaussian). Both
+are :class:`bayesattn._registry.Registry` instances, the project's one extension
+idiom. ``contaminate(model, epsilon, kind)`` turns a finite mixture into
 its ε-contamination model.
 
 >>> from bayesattn import models
@@ -35,8 +38,14 @@ from . import (  # noqa: F401, E402  (importing registers; names() sorts)
 from ._base import ExchangeableModel
 from ._errors import ModelInputError, NoExactPosterior, UnknownModelError
 from ._mixture import FiniteMixture
-from ._registry import get, names, register, unregister
-from ._sequence import SequenceModel, get_sequence, register_sequence, sequence_names
+from ._registry import MODELS, get, names, register, unregister
+from ._sequence import (
+    SEQUENCE_MODELS,
+    SequenceModel,
+    get_sequence,
+    register_sequence,
+    sequence_names,
+)
 from ._setbatch import SetBatch
 from ._validation import check_mask
 from .change_point import ChangePoint, ChangePointPosterior
@@ -44,6 +53,8 @@ from .contamination import ContaminatedBatch, ContaminatedMixture, contaminate
 from .gp_signal import GPSignal
 
 __all__ = [
+    "MODELS",
+    "SEQUENCE_MODELS",
     "ChangePoint",
     "ChangePointPosterior",
     "ContaminatedBatch",

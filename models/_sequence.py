@@ -7,8 +7,9 @@ Gaussian-process signal (``gp-signal``). Their latent is one value *per token*
 do not subclass :class:`~bayesattn.models.ExchangeableModel` and are kept out of
 its registry: ``models.names()`` / ``models.get()`` (and every engine and test
 that iterates over them: amortized heads, permutation-invariance checks, NUTS
-references) see only exchangeable models. Sequence models have their own small
-registry, :func:`sequence_names` / :func:`get_sequence`.
+references) see only exchangeable models. Sequence models have their own registry,
+:data:`SEQUENCE_MODELS` (a :class:`bayesattn._registry.Registry`, like ``MODELS``),
+used through :func:`register_sequence`, :func:`sequence_names` and :func:`get_sequence`.
 
 Shared layout (the same ``SetBatch`` as the zoo)::
 
@@ -30,12 +31,12 @@ import numpy as np
 import torch
 from torch.distributions import constraints
 
+from bayesattn._registry import Registry
+
 from ._base import trace_program
-from ._registry import lookup
+from ._errors import UnknownModelError
 from ._setbatch import SetBatch
 from ._validation import check_tokens
-
-_SEQUENCE_REGISTRY: dict[str, type[SequenceModel]] = {}
 
 
 class SequenceModel(abc.ABC):
@@ -110,28 +111,34 @@ class SequenceModel(abc.ABC):
         return f"{type(self).__name__}({args})"
 
 
+#: The positional (non-exchangeable) models (name -> :class:`SequenceModel` subclass).
+SEQUENCE_MODELS: Registry[type[SequenceModel]] = Registry(
+    "sequence model", error=UnknownModelError, base=SequenceModel, own_name=True,
+    hint="Exchangeable models are in bayesattn.models.names() / models.get().")
+
+
 def register_sequence(cls: type[SequenceModel]) -> type[SequenceModel]:
-    """Class decorator: make ``cls`` available as ``get_sequence(cls.name)``."""
-    if not (isinstance(cls, type) and issubclass(cls, SequenceModel)):
-        raise TypeError(f"register_sequence expects a SequenceModel subclass; got {cls!r}.")
-    if not isinstance(cls.name, str) or not cls.name:
-        raise ValueError(f"{cls.__name__}.name must be a non-empty string; got {cls.name!r}.")
-    _SEQUENCE_REGISTRY[cls.name] = cls
-    return cls
+    """Class decorator: make ``cls`` available as ``get_sequence(cls.name)``.
+
+    Registering the same class again (a reloaded module) is allowed.
+
+    Raises:
+        TypeError: ``cls`` is not a ``SequenceModel`` subclass.
+        ValueError: ``cls.name`` is empty or already taken by another class.
+    """
+    return SEQUENCE_MODELS.register(None, cls)
 
 
 def sequence_names() -> list[str]:
     """Registered positional (non-exchangeable) model names, sorted."""
-    return sorted(_SEQUENCE_REGISTRY)
+    return SEQUENCE_MODELS.names()
 
 
 def get_sequence(name: str, **params: Any) -> SequenceModel:
     """Build the positional model registered as ``name`` with fixed parameters ``params``.
 
     Raises:
-        UnknownModelError: no such model (the message lists close matches).
+        UnknownModelError: no such model (the message lists close matches and the
+            known sequence models).
     """
-    cls = lookup(_SEQUENCE_REGISTRY, name, "sequence model",
-                 f"Known sequence models: {', '.join(sequence_names())} (exchangeable "
-                 "models: bayesattn.models.get).")
-    return cls(**params)
+    return SEQUENCE_MODELS.get(name)(**params)

@@ -32,6 +32,7 @@ Example::
 from __future__ import annotations
 
 from bayesattn.runner import (
+    EXPERIMENTS,
     NOT_ASSESSED,
     VERDICTS,
     CpuEstimate,
@@ -64,6 +65,7 @@ from bayesattn.runner import (
 )
 
 __all__ = [
+    "EXPERIMENTS",
     "NOT_ASSESSED",
     "VERDICTS",
     "CpuEstimate",

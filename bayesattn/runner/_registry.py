@@ -1,21 +1,27 @@
-"""The experiment registry: register, unregister, names, get.
+"""The experiment registry: :data:`EXPERIMENTS` and register, unregister, names, get.
+
+:data:`EXPERIMENTS` is a :class:`bayesattn._registry.Registry` (the project's one
+extension idiom, as for models and sequence models) that imports the built-in
+experiments the first time it is read; the functions here are thin uses of it.
 
 The built-in experiments are the packages named in :data:`BUILTIN_MODULES`; each
 registers its experiment when imported. They are imported (by name, so that the
 runner never imports the experiments it runs) the first time :func:`names` or
-:func:`get` is called, so that importing the runner stays light.
+:func:`get` is called (or :data:`EXPERIMENTS` is read), so that importing the runner
+stays light.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
+
+from bayesattn._registry import Registry
 
 from ._errors import UnknownExperimentError
 from ._types import Experiment
 
-__all__ = ["BUILTIN_MODULES", "get", "names", "register", "unregister"]
+__all__ = ["BUILTIN_MODULES", "EXPERIMENTS", "get", "names", "register", "unregister"]
 
 #: The packages that register the built-in experiments when imported. They must import
 #: torch / pyro / jax / arviz only inside their stage functions, so that listing stays fast.
@@ -37,7 +43,6 @@ BUILTIN_MODULES: tuple[str, ...] = tuple(
     )
 )
 
-_REGISTRY: dict[str, Experiment] = {}
 _builtins_loaded = False
 
 
@@ -55,8 +60,51 @@ def _load_builtins() -> None:
         raise
 
 
+class _ExperimentRegistry(Registry[Experiment]):
+    """A :class:`Registry` of experiments that loads :data:`BUILTIN_MODULES` on first read.
+
+    Writing (``register``) loads nothing. Another :class:`Experiment` object under a
+    taken name is refused (unregister the old one first).
+    """
+
+    def __init__(self) -> None:
+        super().__init__("experiment", error=UnknownExperimentError, check=self._check,
+                         hint="See `bayesattn list`.")
+
+    def _check(self, name: str, experiment: object) -> None:
+        if not isinstance(experiment, Experiment):
+            raise TypeError(f"register() expects an Experiment, got {experiment!r}")
+        if experiment.name != name:
+            raise ValueError(f"experiment {experiment.name!r} cannot be registered as "
+                             f"{name!r}: an experiment is registered under its own name")
+        if name in self._items and self._items[name] is not experiment:
+            raise ValueError(f"an experiment named {name!r} is already registered; "
+                             "pick another name or unregister() the old one first")
+
+    def names(self) -> list[str]:
+        _load_builtins()
+        return super().names()
+
+    def get(self, name: str) -> Experiment:
+        _load_builtins()
+        return super().get(name)
+
+    def __contains__(self, name: object) -> bool:
+        _load_builtins()
+        return super().__contains__(name)
+
+    def __len__(self) -> int:
+        _load_builtins()
+        return super().__len__()
+
+
+#: The registered experiments (name -> :class:`Experiment`); the built-in ones are
+#: imported on first read.
+EXPERIMENTS: Registry[Experiment] = _ExperimentRegistry()
+
+
 def register(experiment: Experiment | Callable[[], Experiment]) -> Experiment:
-    """Add an experiment to the registry; usable as a plain call or as a decorator.
+    """Add an experiment to :data:`EXPERIMENTS`; usable as a plain call or as a decorator.
 
     Args:
         experiment: An :class:`Experiment`, or a function without arguments that
@@ -67,7 +115,8 @@ def register(experiment: Experiment | Callable[[], Experiment]) -> Experiment:
 
     Raises:
         TypeError: Neither an Experiment nor a function returning one.
-        ValueError: Another experiment is already registered under that name.
+        ValueError: Another experiment is already registered under that name
+            (registering the same object again is harmless).
     """
     if not isinstance(experiment, Experiment):
         if not callable(experiment):
@@ -79,49 +128,28 @@ def register(experiment: Experiment | Callable[[], Experiment]) -> Experiment:
                 f"{type(made).__name__}, expected an Experiment"
             )
         experiment = made
-    existing = _REGISTRY.get(experiment.name)
-    if existing is not None and existing is not experiment:
-        raise ValueError(
-            f"an experiment named {experiment.name!r} is already registered; "
-            "pick another name or unregister() the old one first"
-        )
-    _REGISTRY[experiment.name] = experiment
-    return experiment
+    return EXPERIMENTS.register(experiment.name, experiment)
 
 
 def unregister(name: str) -> Experiment:
-    """Remove an experiment from the registry (mainly for tests) and return it."""
-    try:
-        return _REGISTRY.pop(name)
-    except KeyError:
-        raise UnknownExperimentError(_unknown_message(name)) from None
+    """Remove an experiment from the registry (mainly for tests) and return it.
+
+    Raises:
+        UnknownExperimentError: No such experiment; the message suggests close names.
+    """
+    return EXPERIMENTS.unregister(name)
 
 
 def names() -> list[str]:
-    """Names of all registered experiments, sorted."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+    """Names of all registered experiments (the built-in ones included), sorted."""
+    return EXPERIMENTS.names()
 
 
 def get(name: str) -> Experiment:
     """The experiment registered under ``name``.
 
     Raises:
-        UnknownExperimentError: No such experiment; the message suggests close names.
+        UnknownExperimentError: No such experiment; the message suggests close names
+            and points to ``bayesattn list``.
     """
-    _load_builtins()
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise UnknownExperimentError(_unknown_message(name))
-    return _REGISTRY[name]
-
-
-def _unknown_message(name: object) -> str:
-    known = sorted(_REGISTRY)
-    if not known:
-        return f"unknown experiment {name!r}: no experiments are registered"
-    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return (
-        f"unknown experiment {name!r}{hint} (known: {', '.join(known)}; "
-        "see `bayesattn list`)"
-    )
+    return EXPERIMENTS.get(name)

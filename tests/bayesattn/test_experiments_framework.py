@@ -493,6 +493,24 @@ def test_builtin_modules_are_imported_on_first_use(tmp_path, monkeypatch):
         ex.unregister("toy-builtin")
 
 
+def test_experiments_is_a_registry_like_models():
+    from bayesattn._registry import Registry
+    from bayesattn.runner import EXPERIMENTS
+
+    assert isinstance(ex.EXPERIMENTS, Registry) and ex.EXPERIMENTS is EXPERIMENTS
+    assert EXPERIMENTS.names() == ex.names() and "gap-vs-length" in EXPERIMENTS
+    assert EXPERIMENTS.get("gap-vs-length") is ex.get("gap-vs-length")
+    with pytest.raises(ex.UnknownExperimentError) as info:
+        EXPERIMENTS.get("gap-vs-lenght")
+    text = str(info.value)
+    assert "did you mean 'gap-vs-length'" in text and "bayesattn list" in text
+    with pytest.raises(ValueError, match="already registered"):  # a taken name
+        ex.register(make_toy(name="gap-vs-length"))
+    assert ex.get("gap-vs-length").name == "gap-vs-length"
+    with pytest.raises(TypeError, match="expects an Experiment"):
+        EXPERIMENTS.register("not-one", object())
+
+
 def test_run_result_repr_is_one_short_line(tmp_path):
     out = tmp_path / ("a-long-run-folder-name-" * 6)
     results = pd.DataFrame({"stage": ["fit"] * 500, "value": np.arange(500.0)})

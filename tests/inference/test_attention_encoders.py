@@ -358,7 +358,7 @@ def test_a_new_kernel_plugs_in_by_name():
         x, mask = torch.randn(2, 4, 2), torch.tensor([[1, 1, 0, 1], [1, 0, 0, 0]]).bool()
         _close(net(x, mask), net(x[:, [3, 2, 1, 0]], mask[:, [3, 2, 1, 0]]))
     finally:
-        KERNELS.pop("test-scaled-dot")
+        KERNELS.unregister("test-scaled-dot")
 
 
 # ----------------------------------------------------------------------------- errors
