@@ -29,9 +29,10 @@ from __future__ import annotations
 import copy
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from bayesattn._files import atomic_path
 
 __all__ = ["AssignmentError", "STUB_MESSAGE", "make_student", "student_notebook"]
 
@@ -166,12 +167,6 @@ def make_student(source: str | os.PathLike, target: str | os.PathLike, *,
         raise AssignmentError(f"{source} is not a readable notebook: {exc}") from None
     student = student_notebook(nb)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            nbformat.write(student, handle)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        nbformat.write(student, handle)
     return target

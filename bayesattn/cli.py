@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from bayesattn._files import write_csv
+
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from bayesattn import models
@@ -64,9 +66,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"max |z_score| = {df['z_score'].abs().max():.2f} over {len(df)} coordinates "
           "(NUTS mean minus exact mean, in Monte Carlo standard errors)")
     if args.out is not None:
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        df.to_csv(tmp, index=False)
-        tmp.replace(args.out)
+        write_csv(args.out, df)
         print(f"wrote {args.out}")
     return 0
 

@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bayesattn._files import atomic_path
+
 #: Resolution of saved PNG files.
 DPI = 150
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -115,12 +117,8 @@ def save_figure(
     png, svg = folder / f"{name}.png", folder / f"{name}.svg"
     with mpl.rc_context({"svg.hashsalt": "bayesattn"}):
         for path, fmt, meta in ((png, "png", {}), (svg, "svg", {"Date": None})):
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            try:
+            with atomic_path(path) as tmp:
                 fig.savefig(tmp, format=fmt, dpi=DPI, metadata=meta, bbox_inches="tight")
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
     if close and "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close(fig)
     return [png, svg]

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 
 def write_csv_atomic(df, path: Path) -> None:
-    """Write a DataFrame to ``path`` through a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            df.to_csv(f, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a DataFrame to ``path`` atomically (``bayesattn.runner.write_csv``)."""
+    from bayesattn.runner import write_csv
+
+    write_csv(path, df)
 
 
 def machine() -> str:

@@ -70,7 +70,6 @@ import contextlib
 import io
 import logging
 import math
-import os
 import tempfile
 import time
 import warnings
@@ -397,11 +396,11 @@ def plot_curves(curves: pd.DataFrame, path: Path, budget: float, n: int,
     g.set_titles("L = {col_name}")
     g.figure.suptitle(f"normal-mean (d=2): time to KL, {budget:g} s runs, {n} test datasets "
                       "(sbi: Monte Carlo KL)", y=1.03)
+    from bayesattn.runner import atomic_path
+
     for ext in ("png", "svg"):
-        out = path.with_suffix(f".{ext}")
-        tmp = out.with_name(out.stem + ".tmp." + ext)
-        g.figure.savefig(tmp, dpi=130, bbox_inches="tight")
-        os.replace(tmp, out)
+        with atomic_path(path.with_suffix(f".{ext}")) as tmp:
+            g.figure.savefig(tmp, format=ext, dpi=130, bbox_inches="tight")
     plt.close(g.figure)
 
 

@@ -121,10 +121,9 @@ def main() -> None:
     print(f"NumPyro / Pyro ESS per second, whole batch (all datasets advance together): "
           f"{batch / pyro_:.0f}x  ({batch:.0f} vs {pyro_:.1f} ESS/s)")
     if not args.quick:
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        tmp = OUT.with_suffix(".tmp")
-        df.to_csv(tmp, index=False)
-        tmp.replace(OUT)
+        from bayesattn.runner import write_csv
+
+        write_csv(OUT, df)
         print(f"wrote {OUT.relative_to(Path.cwd()) if OUT.is_relative_to(Path.cwd()) else OUT}")
 
 

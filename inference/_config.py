@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from bayesattn._checks import check_int, check_number, length_range
 
 from ._objectives import Objective
 
@@ -26,35 +25,11 @@ LENGTH_DISTRIBUTIONS = ("log-uniform", "uniform")
 
 
 def _count(label: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{label} must be an integer >= {low}; got {value!r}.")
-    return int(value)
+    return check_int(value, label, low=low)
 
 
 def _positive(label: str, value: Any, *, allow_zero: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if isinstance(value, bool) or not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{label} must be a finite number {bound}; got {value!r}.")
-    return v
-
-
-def length_range(seq_len: Any) -> tuple[int, int]:
-    """``seq_len`` (an int or a ``(low, high)`` pair) as ``(low, high)``, 1 <= low <= high."""
-    pair = (seq_len, seq_len) if isinstance(seq_len, (int, np.integer)) else seq_len
-    try:
-        low, high = pair
-    except (TypeError, ValueError):
-        low = high = None
-    ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (low, high))
-    if not ok:
-        raise ValueError(f"seq_len must be an int or a (low, high) pair of ints; got {seq_len!r}.")
-    if not 1 <= low <= high:
-        raise ValueError(f"seq_len needs 1 <= low <= high; got {seq_len!r}.")
-    return int(low), int(high)
+    return check_number(value, label, low=0.0, low_open=not allow_zero)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,12 +28,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bayesattn._checks import length_range
+from bayesattn._device import resolve_device
 from bayesattn._files import DamagedFileError, load_torch_file, save_torch
 from bayesattn._text import short_path
 from bayesattn.models import ExchangeableModel, SetBatch
 
 from ._amortized import AmortizedPosterior
-from ._config import LENGTH_DISTRIBUTIONS, TrainConfig, length_range
+from ._config import LENGTH_DISTRIBUTIONS, TrainConfig
 from ._objectives import Objective, as_objective
 from ._threads import torch_threads
 
@@ -127,15 +129,6 @@ class TrainResult:
             f"device='{self.device}'{amp}, threads={self.threads}, "
             f"checkpoint={short_path(self.checkpoint)})"
         )
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but CUDA is not available; use 'auto'.")
-    return device
 
 
 def _step_seed(seed: int, step: int, shard: int) -> int:
@@ -337,7 +330,7 @@ def _train(net: AmortizedPosterior, model: ExchangeableModel, config: TrainConfi
     dist = torch.distributed
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     rank = dist.get_rank() if world > 1 else 0
-    device = _resolve_device(c.device)
+    device = resolve_device(c.device)
     if world > 1 and device.type == "cuda" and device.index is None:
         # one GPU per process: torchrun's LOCAL_RANK (a bare "cuda" would put every rank
         # on GPU 0 and hand DDP device_ids=[None])

@@ -37,7 +37,7 @@ SOURCES = (
 # (metrics sits below everything: pure functions, no PPL or network code; below it only
 # the shared helpers bayesattn/_*.py, which import nothing from bayesattn's packages)
 LAYER = {
-    "_checks": -2, "_files": -2, "_progress": -2, "_random": -2, "_text": -2,
+    "_checks": -2, "_device": -2, "_files": -2, "_progress": -2, "_random": -2, "_text": -2,
     "_registry": -2,
     "metrics": -1, "models": 0, "inference": 1, "gaps": 2, "check": 3,
     "runner": 4, "report": 4, "plots": 4,

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from bayesattn._checks import check_int, length_range
+from bayesattn._checks import check_seed as _check_seed
 from bayesattn.models import ExchangeableModel, SetBatch, UnknownModelError
 from bayesattn.models import get as get_model
 
@@ -48,11 +50,8 @@ def as_model(model: Any) -> ExchangeableModel:
 
 
 def positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise CheckTypeError(f"{name}: expected an integer >= {minimum}; got {value!r}.")
-    if value < minimum:
-        raise CheckArgumentError(f"{name}: expected an integer >= {minimum}; got {value}.")
-    return int(value)
+    return check_int(value, name, low=minimum, error=CheckArgumentError,
+                     type_error=CheckTypeError)
 
 
 def positive_float(name: str, value: Any) -> float:
@@ -65,16 +64,7 @@ def positive_float(name: str, value: Any) -> float:
 
 def seq_len_range(value: Any, name: str = "seq_len") -> tuple[int, int]:
     """An int L or a ``(low, high)`` pair as ``(low, high)`` with ``1 <= low <= high``."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        n = positive_int(name, value)
-        return n, n
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        low, high = (positive_int(name, v) for v in value)
-        if low > high:
-            raise CheckArgumentError(f"{name}: expected (low, high) with low <= high; got "
-                                     f"{tuple(value)}.")
-        return low, high
-    raise CheckTypeError(f"{name}: expected an int >= 1 or a (low, high) pair; got {value!r}.")
+    return length_range(value, name, error=CheckArgumentError, type_error=CheckTypeError)
 
 
 def simulate(model: ExchangeableModel, num: int, low: int, high: int, seed: int) -> SetBatch:
@@ -89,9 +79,7 @@ def simulate(model: ExchangeableModel, num: int, low: int, high: int, seed: int)
 
 
 def check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise CheckTypeError(f"seed: expected an int; got {seed!r}.")
-    return int(seed)
+    return _check_seed(seed, error=CheckArgumentError, type_error=CheckTypeError)
 
 
 def accepts_mask(fn: Any) -> bool:

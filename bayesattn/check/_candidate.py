@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.distributions import Categorical, Distribution, constraints
 
+from bayesattn._random import seeded
 from bayesattn._text import a_or_an
 from bayesattn.models import ExchangeableModel
 
@@ -181,8 +182,7 @@ def as_posterior(out: Any, model: ExchangeableModel, batch: int, what: str,
             "overflow)."
         )
     try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(int(seed))
+        with seeded(seed), torch.no_grad():
             draws = out.sample((_SUPPORT_DRAWS,))
     except Exception as err:  # noqa: BLE001
         raise CandidateError(

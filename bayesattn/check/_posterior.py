@@ -10,8 +10,9 @@ import torch
 from scipy.spatial.distance import cdist
 from torch.distributions import Categorical, Distribution
 
+from bayesattn._random import seeded
 from bayesattn.inference import Reference, reference_posterior
-from bayesattn.metrics import bootstrap_ci, c2st, energy_distance, kl_per_dataset
+from bayesattn.metrics import bootstrap_ci, c2st, energy_distance, kl_per_dataset, moments
 from bayesattn.models import ExchangeableModel
 
 from ._args import (
@@ -58,19 +59,10 @@ def _moments(dist: Distribution, seed: int, n: int = 4000) -> tuple[np.ndarray, 
     """
     b = int(dist.batch_shape[0])
     try:
-        mean, var = dist.mean.detach().double(), dist.variance.detach().double()
-        ok = bool(torch.isfinite(mean).all() and torch.isfinite(var).all())
-    except Exception:  # noqa: BLE001 - no closed-form moments: use draws
-        ok = False
-    if not ok:
-        try:
-            with torch.random.fork_rng(devices=[]), torch.no_grad():
-                torch.manual_seed(int(seed))
-                draws = dist.sample((n,)).double()
-        except Exception as err:  # noqa: BLE001
-            raise CandidateError(f"sampling from the {type(dist).__name__} raised "
-                                 f"{type(err).__name__}: {err}") from err
-        mean, var = draws.mean(0), draws.var(0)
+        mean, var = moments(dist, num_samples=n, seed=seed)
+    except Exception as err:  # noqa: BLE001
+        raise CandidateError(f"sampling from the {type(dist).__name__} raised "
+                             f"{type(err).__name__}: {err}") from err
     mean, sd = mean.reshape(b, -1).cpu(), var.clamp_min(0).sqrt().reshape(b, -1).cpu()
     return mean.numpy(), sd.numpy()
 
@@ -355,8 +347,7 @@ def _compare_draws(ref: Reference, q: Distribution, x, mask, num_mc: int, seed: 
     p_draws = ref.sample(n, seed=seed).double()  # (n, B, *latent)
     b = int(p_draws.shape[1])
     try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(int(seed))
+        with seeded(seed), torch.no_grad():
             q_draws = q.sample((n,)).detach().to("cpu", torch.float64)  # (n, B, *latent)
     except Exception as err:  # noqa: BLE001
         raise CandidateError(f"sampling from the candidate raised {type(err).__name__}: "

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from bayesattn._random import seeded
+
 
 def exact_vs_net_draws(ctx: Any, model: Any, net: Any, lengths: Iterable[int], *,
                        num_datasets: int = 16, num_draws: int = 500,
@@ -33,8 +35,7 @@ def exact_vs_net_draws(ctx: Any, model: Any, net: Any, lengths: Iterable[int], *
             q = net.posterior(x.to(device))
         exact = model.exact_posterior(batch.x)
         for name, dist in (("exact", exact), ("net", q)):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(ctx.seed_for("draws", name, length))
+            with seeded(ctx.seed_for("draws", name, length)):
                 z = dist.sample((num_draws,)).cpu().numpy()  # (draws, datasets, *event)
             out[f"posterior_{name}{label}_L{length}"] = az.from_dict(
                 posterior={"z": z[None]},

@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bayesattn._checks import check_int
+from bayesattn._random import seeded
 from bayesattn.metrics import closed_form_kl
 
 from ._approximation import summarise
@@ -94,12 +96,10 @@ def amortization_gap(
             "sample-based metrics against a NUTS reference instead."
         )
     for label, v in (("fit_steps", fit_steps), ("num_samples", num_samples)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{label}: expected an integer >= 1; got {v!r}.")
+        check_int(v, label, low=1)
     x, mask = model.validate_tokens(x, mask)
     p = model.exact_posterior(x, mask)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with seeded(seed):
         fit_draws = p.sample((num_samples,))
         eval_draws = p.sample((num_samples,))
     was_training = net.training
@@ -124,8 +124,7 @@ def amortization_gap(
 
     # Adam first (robust far from the optimum), then L-BFGS to converge
     adam = torch.optim.Adam([h], lr=lr)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed) + 1)
+    with seeded(int(seed) + 1):
         for _ in range(int(fit_steps)):
             adam.zero_grad()
             objective().backward()

@@ -35,12 +35,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bayesattn._checks import check_int
 from bayesattn._progress import progress_bar
+from bayesattn._random import seeded
 from bayesattn.metrics import (
     Estimate,
     bootstrap_ci,
     c2st,
     kl_per_dataset,
+    moments,
     wasserstein2,
 )
 
@@ -82,21 +85,13 @@ def _check_q(q: Any, batch: int) -> torch.distributions.Distribution:
 
 
 def _sample(dist: torch.distributions.Distribution, n: int, seed: int) -> torch.Tensor:
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(int(seed))
+    with seeded(seed), torch.no_grad():
         return dist.sample((int(n),)).double()
 
 
 def _moments(dist, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and variance (B, *event) of a distribution, exactly when torch knows them."""
-    try:
-        mean, var = dist.mean, dist.variance
-        if torch.isfinite(mean).all() and torch.isfinite(var).all():
-            return mean.detach().double(), var.detach().double()
-    except NotImplementedError:
-        pass
-    draws = _sample(dist, n, seed)
-    return draws.mean(0), draws.var(0)
+    return moments(dist, num_samples=n, seed=seed)
 
 
 def _categorical_probs(dist) -> torch.Tensor:
@@ -130,8 +125,7 @@ def per_dataset_gaps(
     exact, ref = _reference_parts(reference)
     batch = int(exact.batch_shape[0]) if exact is not None else int(ref.num_datasets)
     q = _check_q(q, batch)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
-        raise ValueError(f"num_samples: expected an integer >= 2; got {num_samples!r}.")
+    check_int(num_samples, "num_samples", low=2)
     rows: dict[str, np.ndarray] = {}
     discrete = isinstance(q, torch.distributions.Categorical)
     if discrete:
@@ -336,10 +330,8 @@ def gap_vs_length(
     lengths = [int(v) for v in lengths]
     if not lengths or any(v < 1 for v in lengths):
         raise ValueError(f"lengths: expected integers >= 1; got {lengths!r}.")
-    if isinstance(num_sequences, bool) or not isinstance(num_sequences, int) or num_sequences < 2:
-        raise ValueError(f"num_sequences: expected an integer >= 2; got {num_sequences!r}.")
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk: expected an integer >= 1; got {chunk!r}.")
+    check_int(num_sequences, "num_sequences", low=2)
+    check_int(chunk, "chunk", low=1)
     dtype = _input_dtype(candidate)
     was_training = getattr(candidate, "training", False)
     if hasattr(candidate, "eval"):

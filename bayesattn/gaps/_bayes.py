@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import distributions as td
 
+from bayesattn._random import seeded
 from bayesattn.models import ExchangeableModel, NoExactPosterior
 from bayesattn.models.beta_bernoulli import BetaBernoulli
 from bayesattn.models.dirichlet_categorical import DirichletCategorical
@@ -179,8 +180,7 @@ def _mc_bayes_risk(model, x, y, mask, num: int, seed: int) -> torch.Tensor:
     if num < 1:
         raise ValueError(f"mc_samples: expected an integer >= 1, got {num}.")
     post = model.exact_posterior(x, mask)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with seeded(seed):
         z = post.sample((num,))  # (S, B, *latent)
     s, b = z.shape[:2]
     flat = z.reshape(s * b, 1, *z.shape[2:])

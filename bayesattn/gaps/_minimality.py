@@ -38,6 +38,8 @@ import pandas as pd
 import torch
 from torch.distributions import constraints
 
+from bayesattn._checks import check_int, length_range
+from bayesattn._random import seeded
 from bayesattn.metrics import bootstrap_ci
 from bayesattn.models import ExchangeableModel
 
@@ -45,7 +47,6 @@ from ._sufficiency import (
     COLUMNS,
     Representation,
     evaluate_representation,
-    length_range,
     simulate_sets,
 )
 
@@ -116,8 +117,7 @@ def _construction(model: ExchangeableModel) -> str:
 def _check_posteriors(model: ExchangeableModel, pairs: EqualStatisticPairs, seed: int) -> None:
     post = model.exact_posterior(pairs.x, pairs.mask)
     twin = model.exact_posterior(pairs.x_equal, pairs.mask)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with seeded(seed):
         z = post.sample((8,))  # (8, P, *latent)
     a, b = post.log_prob(z), twin.log_prob(z)
     err = float(((a - b).abs() / (1.0 + a.abs())).max())
@@ -146,10 +146,7 @@ def equal_statistic_pairs(model: ExchangeableModel, num_pairs: int,
         ValueError: unsupported tokens, too-short sets, fewer than 2 usable pairs, or a
             construction that changes the exact posterior.
     """
-    if isinstance(num_pairs, bool) or not isinstance(num_pairs, (int, np.integer)) or (
-        num_pairs < 2
-    ):
-        raise ValueError(f"num_pairs: expected an integer >= 2, got {num_pairs!r}.")
+    check_int(num_pairs, "num_pairs", low=2)
     how = _construction(model)
     low, _ = length_range(seq_len)
     if how == "rotate" and low < 3:
@@ -199,8 +196,7 @@ def sorted_tokens_features(model: ExchangeableModel) -> Representation:
 def posterior_density_features(model: ExchangeableModel, seed: int = 0,
                                num_points: int = 16) -> Representation:
     """Minimal control: ``log pi(z_j | X)`` at ``num_points`` fixed prior draws ``z_j``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with seeded(seed):
         points = model.pyro_prior("cpu").sample((num_points,))  # (J, *latent)
 
     def rep(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

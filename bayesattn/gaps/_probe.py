@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from bayesattn._checks import check_int
+
 __all__ = ["fit_probe", "PROBE_KINDS"]
 
 PROBE_KINDS = ("categorical", "gaussian")
@@ -176,8 +178,7 @@ def fit_probe(
     """
     if kind not in PROBE_KINDS:
         raise ValueError(f"kind: expected one of {PROBE_KINDS}, got {kind!r}.")
-    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
-        raise ValueError(f"hidden: expected an integer >= 0 (0 = linear), got {hidden!r}.")
+    check_int(hidden, "hidden (0 = linear)", low=0)
     if l2 is None:
         l2 = 1e-4 if hidden == 0 else 1e-2
     if not (isinstance(l2, (int, float)) and l2 >= 0 and math.isfinite(l2)):

@@ -38,6 +38,7 @@ import torch
 from torch import distributions as td
 from torch.distributions import constraints
 
+from bayesattn._checks import check_choice, check_int, length_range
 from bayesattn.inference import TokenFeaturizer
 from bayesattn.metrics import bootstrap_ci
 from bayesattn.models import ExchangeableModel, SetBatch
@@ -59,21 +60,6 @@ Representation = Callable[[torch.Tensor, torch.Tensor], Any]
 
 COLUMNS = ["metric", "value", "ci_low", "ci_high", "se", "n"]
 PROBES = ("linear", "mlp")
-
-
-def length_range(seq_len: Any) -> tuple[int, int]:
-    """``seq_len`` (an int or a ``(low, high)`` pair) as ``(low, high)`` with 1 <= low <= high."""
-    pair = (seq_len, seq_len) if isinstance(seq_len, (int, np.integer)) else seq_len
-    try:
-        low, high = pair
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"seq_len: expected an int or a (low, high) pair, got {seq_len!r}."
-        ) from err
-    ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (low, high))
-    if not ok or not 1 <= low <= high:
-        raise ValueError(f"seq_len: expected ints with 1 <= low <= high, got {seq_len!r}.")
-    return int(low), int(high)
 
 
 def simulate_sets(model: ExchangeableModel, num: int, seq_len: Any, *, seed: int) -> SetBatch:
@@ -275,10 +261,8 @@ def sufficiency_gap(
         raise TypeError(f"representations: expected a dict name -> callable, got "
                         f"{type(representations).__name__}.")
     for label, v in (("num_train", num_train), ("num_test", num_test)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
-            raise ValueError(f"{label}: expected an integer >= 2, got {v!r}.")
-    if probe not in PROBES:
-        raise ValueError(f"probe: expected one of {PROBES}, got {probe!r}.")
+        check_int(v, label, low=2)
+    check_choice(probe, "probe", PROBES)
     low, high = length_range(seq_len)
     kind, num_classes = probe_family(model)
     reps = dict(representations)

@@ -58,6 +58,8 @@ import torch
 from scipy.stats import norm
 from torch.distributions import constraints
 
+from bayesattn._checks import check_int, length_range
+from bayesattn._random import seeded
 from bayesattn.inference import AmortizedPosterior, PredictiveHead, TrainConfig, train
 from bayesattn.metrics import bootstrap_ci
 from bayesattn.models import ExchangeableModel, FiniteMixture
@@ -68,7 +70,6 @@ from ._sufficiency import (
     COLUMNS,
     PROBES,
     _predictive_features,
-    length_range,
     representation_of,
     simulate_sets,
 )
@@ -356,12 +357,10 @@ def masked_token_transfer(
         raise ValueError(f"readouts: expected names from {READOUTS} (or a mapping from them "
                          f"to probes in {PROBES}), got {readouts!r}.")
     for label, v in (("num_train_probe", num_train_probe), ("num_test", num_test)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
-            raise ValueError(f"{label}: expected an integer >= 2, got {v!r}.")
+        check_int(v, label, low=2)
     net = AmortizedPosterior(model, encoder=encoder, encoder_options=encoder_options, seed=seed)
     if spec.support is not None:  # the coarse pretext needs a head for c(x)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed) + 1)
+        with seeded(int(seed) + 1):
             net.token_head = PredictiveHead(spec.support, (), net.rep_dim)
     config = TrainConfig.make(
         training, **train_settings, steps=steps, batch_size=batch_size, seq_len=seq_len,

@@ -31,6 +31,7 @@ from ._divergence import (
 )
 from ._estimate import Estimate, as_numpy, bootstrap_ci
 from ._labels import align_labels, hungarian_permutation, sorted_functional
+from ._moments import moments
 from ._twosample import TwoSampleResult, c2st, energy_distance, mmd2, wasserstein2
 
 __all__ = [
@@ -56,4 +57,5 @@ __all__ = [
     "align_labels",
     "sorted_functional",
     "closed_form_kl",
+    "moments",
 ]

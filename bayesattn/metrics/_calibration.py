@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bayesattn._checks import check_int
+
 from ._estimate import Estimate, as_numpy, bootstrap_ci
 
 __all__ = [
@@ -271,10 +273,7 @@ def sbc_uniformity(ranks, num_samples: int, *, bins: int | None = None) -> Unifo
     Returns:
         :class:`UniformityResult`.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer) \
-            or num_samples < 1:
-        raise ValueError(f"num_samples: expected an integer >= 1, got {num_samples!r}")
-    s = int(num_samples)
+    s = check_int(num_samples, "num_samples", low=1)
     r = as_numpy(ranks, "ranks").reshape(-1)
     if r.size < 2:
         raise ValueError(f"ranks: expected at least 2 ranks, got {r.size}")
@@ -285,10 +284,7 @@ def sbc_uniformity(ranks, num_samples: int, *, bins: int | None = None) -> Unifo
     n = r.size
     if bins is None:
         bins = int(min(s + 1, 20, max(2, n // 5)))
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) \
-            or not 2 <= bins <= s + 1:
-        raise ValueError(f"bins: expected an integer in 2..{s + 1}, got {bins!r}")
-    bins = int(bins)
+    bins = check_int(bins, "bins", low=2, high=s + 1)
     bin_of_value = (np.arange(s + 1) * bins) // (s + 1)  # (S + 1,) bin of each rank value
     expected = np.bincount(bin_of_value, minlength=bins) / (s + 1) * n  # (bins,)
     observed = np.bincount(bin_of_value[r], minlength=bins)

@@ -19,6 +19,9 @@ import numpy as np
 import torch
 from torch.distributions import Categorical, Distribution, Independent
 
+from bayesattn._checks import check_int
+from bayesattn._random import seeded
+
 from ._estimate import Estimate, as_numpy, bootstrap_ci
 
 __all__ = ["kl_per_dataset", "kl_divergence", "tv_per_dataset", "total_variation"]
@@ -96,24 +99,12 @@ def _to_double(d: Distribution) -> Distribution:
 
 
 def _check_num_samples(num_samples) -> int:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer):
-        raise TypeError(f"num_samples: expected an integer >= 2 or None, got {num_samples!r}")
-    if num_samples < 2:
-        raise ValueError(f"num_samples: expected an integer >= 2 or None, got {num_samples}")
-    return int(num_samples)
-
-
-def _fork_devices(d: Distribution) -> list[int]:
-    """CUDA devices whose RNG ``torch.manual_seed`` would touch and fork_rng must restore."""
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        return list(range(torch.cuda.device_count()))
-    return []
+    return check_int(num_samples, "num_samples (or None)", low=2, type_error=TypeError)
 
 
 def _mc_kl(p: Distribution, q: Distribution, num_samples: int, seed: int):
     """Per-dataset MC estimate of KL(p||q) and its MC standard error, both (B,) float64."""
-    with torch.random.fork_rng(devices=_fork_devices(p)), torch.no_grad():
-        torch.manual_seed(int(seed))
+    with seeded(seed, every_cuda_device=True), torch.no_grad():
         draws = p.sample((num_samples,))  # (N, B, *event)
     with torch.no_grad():
         log_p = p.log_prob(draws).double()  # (N, B)

@@ -20,6 +20,8 @@ from scipy import stats
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist, pdist
 
+from bayesattn._checks import check_int
+
 from ._estimate import Estimate, as_numpy
 
 __all__ = ["TwoSampleResult", "c2st", "mmd2", "energy_distance", "wasserstein2"]
@@ -68,9 +70,7 @@ def _pair(x, y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _positive_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return check_int(value, name, low=minimum)
 
 
 # ----------------------------------------------------------------------------- C2ST
@@ -256,9 +256,7 @@ def mmd2(
         :class:`TwoSampleResult` (statistic, p-value, null draws, bandwidth).
     """
     xs, ys = _pair(x, y)
-    if isinstance(num_permutations, bool) or not isinstance(num_permutations, int | np.integer) \
-            or num_permutations < 0:
-        raise ValueError(f"num_permutations: expected an integer >= 0, got {num_permutations!r}")
+    check_int(num_permutations, "num_permutations", low=0)
     z = np.vstack([xs, ys])  # (N, d), N = n + m
     if isinstance(bandwidth, str):
         if bandwidth != "median":

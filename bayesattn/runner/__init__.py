@@ -2,14 +2,17 @@
 
 This wing knows how to run any experiment and nothing about the built-in ones (those
 live in :mod:`bayesattn.experiments`, which re-exports this API): the registry
-(:func:`register`, :func:`names`, :func:`get`), :func:`run` with its stage cache,
-resume, overwrite and folder lock, the :class:`RunContext` a stage sees, parameter
-overrides, CPU-time estimates, the convergence table and ``report.md``.
+:data:`EXPERIMENTS` (:func:`register`, :func:`names`, :func:`get`), :func:`run` with
+its stage cache, resume, overwrite and folder lock, the :class:`RunContext` a stage
+sees, parameter overrides, CPU-time estimates, the convergence table and ``report.md``.
 
 It also holds the kit for writing an experiment's claims: :func:`stage_frame`,
 :func:`pick`, :func:`ci_text`, :func:`ci_numbers`, :func:`direction`,
 :func:`combine_replicates` (verdict text and rules) and :func:`convergence_row`,
 :func:`loss_plateau`, :func:`plateau_rows`, :func:`plateau_judgement` (convergence).
+
+Files are written atomically (:func:`atomic_path`, :func:`write_csv`, :func:`write_json`,
+:func:`write_text`): a reader sees the old file or the whole new one.
 
 Importing it is light (no torch, jax, arviz or matplotlib).
 """
@@ -50,7 +53,8 @@ from ._errors import (
     UnknownPresetError,
 )
 from ._folder import load_run
-from ._registry import BUILTIN_MODULES, get, names, register, unregister
+from ._io import atomic_path, read_csv, write_csv, write_json, write_text
+from ._registry import BUILTIN_MODULES, EXPERIMENTS, get, names, register, unregister
 from ._report import format_verdicts, frame_to_markdown, markdown_table, render_report, write_report
 from ._run import run
 from ._settings import resolve_params
@@ -66,9 +70,15 @@ from ._verdicts import (
 )
 
 __all__ = [
+    "atomic_path",
+    "read_csv",
+    "write_csv",
+    "write_json",
+    "write_text",
     "BUILTIN_MODULES",
     "CONVERGENCE_COLUMNS",
     "ESTIMATE_COLUMNS",
+    "EXPERIMENTS",
     "NOT_ASSESSED",
     "PLATEAU_RULE",
     "VERDICTS",

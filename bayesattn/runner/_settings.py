@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import operator
 from collections.abc import Mapping
 from typing import Any
 
+from bayesattn._checks import check_seed as _check_seed
+from bayesattn._device import resolve_device as _resolve_device
 from bayesattn._text import a_or_an
 
 from ._errors import (
@@ -20,15 +21,7 @@ from ._types import Experiment
 
 def check_seed(seed: Any) -> int:
     """``seed`` as a non-negative int; ExperimentError otherwise (bools refused)."""
-    try:
-        if isinstance(seed, bool):
-            raise TypeError
-        value = operator.index(seed)
-    except TypeError:
-        raise ExperimentError(f"seed must be a non-negative integer; got {seed!r}") from None
-    if value < 0:
-        raise ExperimentError(f"seed must be a non-negative integer; got {value}")
-    return value
+    return _check_seed(seed, error=ExperimentError)
 
 
 def resolve_params(
@@ -143,7 +136,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; checks ``"cuda"``."""
+    """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; checks ``"cuda[:N]"``
+    (DeviceUnavailableError, with the fix, when it cannot be used)."""
     if not isinstance(device, str) or not (
         device in ("auto", "cpu", "cuda")
         or (device.startswith("cuda:") and device[5:].isdigit())
@@ -153,19 +147,5 @@ def resolve_device(device: str) -> str:
         )
     if device == "cpu":
         return device
-    import torch
-
-    available = torch.cuda.is_available()
-    if device == "auto":
-        return "cuda" if available else "cpu"
-    if not available:
-        raise DeviceUnavailableError(
-            f"device {device!r} was requested but torch {torch.__version__} sees no CUDA GPU; "
-            "use --device cpu (or auto)"
-        )
-    index = int(device[5:]) if ":" in device else 0
-    if index >= torch.cuda.device_count():
-        raise DeviceUnavailableError(
-            f"device {device!r} was requested but only {torch.cuda.device_count()} GPU(s) exist"
-        )
-    return device
+    resolved = _resolve_device(device, error=DeviceUnavailableError)
+    return device if device != "auto" else resolved.type

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from bayesattn._random import seeded
 from bayesattn.runner import StageOutput, plateau_rows
 
 from .presets import (
@@ -25,7 +26,6 @@ from .presets import (
 
 def _net(variant: str, net: dict, seed: int):
     """The per-token denoiser of ``variant``, initialised from ``seed`` (global RNG kept)."""
-    import torch
     from torch import nn
 
     from bayesattn.inference import TransformerEncoder
@@ -48,8 +48,7 @@ def _net(variant: str, net: dict, seed: int):
             out = self.readout(self.norm(h))[..., 0]  # (B, L, 1) -> (B, L)
             return (out, w) if return_weights else out
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return Denoiser()
 
 

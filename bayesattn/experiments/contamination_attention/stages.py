@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from bayesattn._random import seeded
 from bayesattn.runner import StageOutput
 
 from .presets import (
@@ -246,7 +247,6 @@ def evaluate(ctx) -> pd.DataFrame:
 def posteriors(ctx) -> StageOutput:
     """Exact clean-model and ε-model posterior draws of z at the largest ε."""
     import arviz as az
-    import torch
 
     from bayesattn import models
 
@@ -262,8 +262,7 @@ def posteriors(ctx) -> StageOutput:
             data = cm.simulate_contaminated(k, int(p["L"]), seed=ctx.seed_for("test", mname))
             x = data.batch.x
             for which, dist in (("clean", cm.clean_posterior(x)), ("eps", cm.exact_posterior(x))):
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(ctx.seed_for("posterior-draws", mname, kind, which))
+                with seeded(ctx.seed_for("posterior-draws", mname, kind, which)):
                     z = dist.sample((draws,)).numpy()  # (draws, k)
                 tok = ["sequence", "token"] + (["x_dim_0"] if x.ndim == 3 else [])
                 key = f"{mname}_{kind}_{which}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayesattn._random import seeded
 from bayesattn.runner import StageOutput
 
 from .filters import apply_filter, grid, positional_encoding
@@ -105,8 +106,7 @@ def _posterior_idata(ctx, family, model, batch, post):
     else:
         dist = torch.distributions.MultivariateNormal(post.mean[:k],
                                                       scale_tril=post.scale_tril[:k])
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             z = dist.sample((draws,)).double().numpy()  # (draws, k, L)
     attrs = {"model": model.name, "L": int(p["L"]), "posterior": "exact",
              **{k_: str(v) for k_, v in model.params.items()}}

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from bayesattn._random import seeded
 from bayesattn.runner import derive_seed
 
 from .presets import VARIANT_CONFIG, VARIANTS
@@ -30,7 +31,6 @@ def build_net(variant: str, p: dict, seed: int):
         p: Preset parameters (``dim``, ``num_heads``, ``num_layers``, ``bandwidth``).
         seed: Seed of the initial weights (the global RNG is left alone).
     """
-    import torch
     from torch import nn
 
     from bayesattn.inference import TransformerEncoder
@@ -42,8 +42,7 @@ def build_net(variant: str, p: dict, seed: int):
     if cfg["positional"] == "relative" and p.get("bandwidth") is not None:
         kw["bandwidth"] = p["bandwidth"]
     dim = int(p["dim"])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with seeded(seed):
         encoder = TransformerEncoder(1, dim=dim, num_heads=int(p["num_heads"]),
                                      num_layers=int(p["num_layers"]), kernel=cfg["kernel"],
                                      positional=cfg["positional"], kernel_kwargs=kw)

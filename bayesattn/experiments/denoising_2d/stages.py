@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayesattn._random import seeded
 from bayesattn.runner import StageOutput, combine_replicates, plateau_rows
 
 from .nets import bandwidths, build_net, denoise, grid_positions, predict, train_denoiser
@@ -145,8 +146,7 @@ def _posterior_idata(ctx, model, batch, post, nets_mean: dict):
     w = int(p["grid_width"])
     k = min(int(p["posterior_images"]), int(p["test_images"]))
     dist = torch.distributions.MultivariateNormal(post.mean[:k], scale_tril=post.scale_tril[:k])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(ctx.seed_for("posterior-draws"))
+    with seeded(ctx.seed_for("posterior-draws")):
         z = dist.sample((int(p["posterior_draws"]),)).double().numpy()  # (S, k, L)
     img = ["image", "row", "col"]
     const = {"u_true": batch.y[:k].double().numpy().reshape(k, w, w),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import math
 
+from bayesattn._random import seeded
+
 from .presets import model_spec
 
 
@@ -61,8 +63,7 @@ def net_classes():
             width = int(heads) * int(value_width)
             super().__init__(model, encoder="deepsets", head=head, length_aware=True,
                              seed=seed, encoder_options={"dim": width, "num_layers": 1})
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(seed) + 1)
+            with seeded(int(seed) + 1):
                 self.encoder = AttentionPool(self.featurize.in_dim, heads, value_width,
                                              hidden, key_width)
             self.config["encoder"] = "attention-pool"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayesattn._random import seeded
 from bayesattn.runner import StageOutput, plateau_rows
 
 from .network import build_net
@@ -50,8 +51,7 @@ def gaussian_floor(exact, *, num_samples: int = 4000, seed: int = 0) -> np.ndarr
     """
     import torch
 
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(int(seed))
+    with seeded(seed), torch.no_grad():
         fit = exact.sample((num_samples,)).double()  # (S, B, 2)
         draws = exact.sample((num_samples,)).double()  # (S, B, 2)
     u_fit = torch.stack([fit[..., 0], fit[..., 1].log()], -1)  # (S, B, 2)
@@ -117,8 +117,7 @@ def _posterior_draws(ctx, num_datasets: int = 8, num_draws: int = 400) -> dict:
                 dists[label] = _trained(ctx, cfg, model).posterior(batch.x.float())
         x_dims = ["dataset", "token"] + [f"coord{i}" for i in range(batch.x.ndim - 2)]
         for label, dist in dists.items():
-            with torch.random.fork_rng(devices=[]), torch.no_grad():
-                torch.manual_seed(ctx.seed_for("draws", key, label))
+            with seeded(ctx.seed_for("draws", key, label)), torch.no_grad():
                 z = dist.sample((num_draws,)).double().numpy()  # (draws, datasets, *latent)
             z_dims = ["dataset"] + (["param"] if z.ndim == 3 else [])
             cfg = chosen.get(label)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayesattn._random import seeded
 from bayesattn.runner import StageOutput, plateau_rows
 
 from .presets import HEADS, LEVELS, MODELS, NETS
@@ -85,8 +86,7 @@ def _net_outputs(net, x, num_draws: int, seed: int, chunk: int) -> dict[str, np.
         xb = (xb.float() if xb.is_floating_point() else xb).to(device)
         with torch.no_grad():
             q = net.posterior(xb)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed + i)
+            with seeded(seed + i):
                 z = q.sample((num_draws,)).double().cpu()
         parts["mean"].append(q.mean.double().cpu())
         parts["var"].append(q.variance.double().cpu())
@@ -175,12 +175,10 @@ def calibrate(ctx) -> StageOutput:
 def _idata(model, batch, exact, draws_by: dict, seed: int, max_datasets: int = 64):
     """InferenceData: draws of z from the exact posterior and both nets (one chain each)."""
     import arviz as az
-    import torch
 
     nb = min(max_datasets, batch.x.shape[0])
     num = next(iter(draws_by.values())).shape[0]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         z_exact = exact.sample((num,)).numpy()[:, :nb]  # (S, B, C)
     post = {"z_exact": z_exact[None]}
     for label, draws in draws_by.items():

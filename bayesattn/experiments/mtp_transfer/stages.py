@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from bayesattn._random import seeded
 from bayesattn.runner import StageOutput, combine_replicates
 
 from .presets import (
@@ -24,7 +25,6 @@ from .presets import (
 # ------------------------------------------------------------------ stage 1: exact kappa
 def kappa(ctx) -> StageOutput:
     import arviz as az
-    import torch
 
     from bayesattn.gaps import model_condition_number, sum_zero_basis, target_table
 
@@ -55,8 +55,7 @@ def kappa(ctx) -> StageOutput:
         model = p9_model(c)
         batch = model.simulate(8, 16, seed=ctx.seed_for("kappa", "draws", c))
         post = model.exact_posterior(batch.x)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(ctx.seed_for("kappa", "sample", c))
+        with seeded(ctx.seed_for("kappa", "sample", c)):
             z = post.sample((200,)).numpy()  # (draws, datasets)
         draws[f"posterior_exact_c{c:g}"] = az.from_dict(
             posterior={"z": z[None]}, observed_data={"x": batch.x.numpy()},

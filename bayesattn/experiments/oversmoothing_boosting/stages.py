@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayesattn._random import seeded
 from bayesattn.runner import StageOutput
 
 from .maths import (
@@ -83,8 +84,7 @@ def _posterior_idata(ctx, model, batch, post):
     rows = np.arange(k) * int(p["channels"])  # channel 0 of sequences 0 .. k-1
     dist = torch.distributions.MultivariateNormal(
         post.mean[rows], scale_tril=post.scale_tril[rows])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(ctx.seed_for("posterior-draws"))
+    with seeded(ctx.seed_for("posterior-draws")):
         z = dist.sample((int(p["posterior_draws"]),)).double().numpy()  # (draws, k, L)
     return az.from_dict(
         posterior={"u": z[None]},  # (chain, draw, sequence, token)

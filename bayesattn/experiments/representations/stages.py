@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayesattn._random import seeded
 from bayesattn.runner import StageOutput
 
 from .helpers import (
@@ -150,13 +151,11 @@ def minimality(ctx) -> StageOutput:
 def _evaluation_points(model, x, mask, num_points: int, seed: int):
     """Fixed points z at which log q(z | X) is compared: all K classes for a categorical
     latent, else ``num_points`` draws from the exact posterior of each set."""
-    import torch
 
     post = model.exact_posterior(x, mask)
     if model.latent_is_discrete:
         return None
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with seeded(seed):
         return post.sample((int(num_points),)).float()  # (J, B, *latent)
 
 
@@ -271,8 +270,7 @@ def _posterior_idata(model, batch, x_perm, mask_perm, candidates: dict, seed: in
             dists[f"{key}_permuted"] = fn(x_perm[:b], mask_perm[:b])
     posterior = {}
     for key, dist in dists.items():
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+        with seeded(seed):
             z = dist.sample((num_draws,)).double().numpy()  # (draws, datasets, *latent)
         posterior[f"z_{key}"] = z[None]  # (chain, draw, dataset, *latent)
     latent_dims = [f"latent_dim_{i}" for i in range(len(model.latent_shape))]
