@@ -211,3 +211,33 @@ def test_relative_links_resolve():
                     problems.append(f"{where}: no heading of {_rel(dest)} has the anchor "
                                     f"#{anchor}")
     assert not problems, "\n".join(problems)
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end >= 0 else None]
+
+
+def test_the_extension_examples_in_the_architecture_page_run():
+    """docs/architecture.md#extending-bayesattn: the encoder, head and objective examples
+    register, and a network built from them by name trains (then they are removed)."""
+    from bayesattn.inference import ENCODERS, HEADS, OBJECTIVES
+
+    text = _section((DOCS / "architecture.md").read_text(encoding="utf-8"),
+                    "Extending bayesattn")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 4, "expected the encoder, head, objective and usage examples"
+    namespace: dict = {}
+    try:
+        for block in blocks:
+            exec(compile(block, "docs/architecture.md", "exec"), namespace)  # noqa: S102
+        assert "max-deepsets" in ENCODERS and "laplace-diag" in HEADS
+        assert "npe-tempered" in OBJECTIVES
+        history = namespace["result"].history
+        assert len(history) == 3 and history["loss"].notna().all()
+    finally:
+        for registry, name in ((ENCODERS, "max-deepsets"), (HEADS, "laplace-diag"),
+                               (OBJECTIVES, "npe-tempered")):
+            if name in registry:
+                registry.unregister(name)
