@@ -10,13 +10,15 @@ from typing import Any
 __all__ = ["resolve_device"]
 
 
-def resolve_device(device: Any = "auto", *, error: type[Exception] = ValueError) -> Any:
+def resolve_device(device: Any = "auto", *, error: type[Exception] = ValueError,
+                   fix: str = "use 'cpu' or 'auto'") -> Any:
     """``device`` as a ``torch.device``: ``"auto"`` is CUDA when available, else the CPU.
 
     Accepts ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``.
 
     Raises:
-        error: another value, or a CUDA device that torch does not see (with the fix).
+        error: another value, or a CUDA device that torch does not see (the message ends
+            with ``fix``).
     """
     import torch
 
@@ -31,7 +33,7 @@ def resolve_device(device: Any = "auto", *, error: type[Exception] = ValueError)
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise error(f"device {str(device)!r} was requested but torch {torch.__version__} "
-                        "sees no CUDA GPU; use 'cpu' or 'auto'")
+                        f"sees no CUDA GPU; {fix}")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise error(f"device {str(device)!r} was requested but only "
                         f"{torch.cuda.device_count()} GPU(s) exist")

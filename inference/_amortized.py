@@ -20,6 +20,7 @@ from torch import nn
 
 from bayesattn import models as _models
 from bayesattn._files import DamagedFileError, load_torch_file, save_torch
+from bayesattn._random import seeded
 from bayesattn.models import ExchangeableModel
 
 from ._encoders import ENCODERS, make_encoder
@@ -82,8 +83,7 @@ class AmortizedPosterior(nn.Module):
             "head_options": dict(head_options or {}),
             "config_version": 2,
         }
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+        with seeded(seed):
             self.featurize = TokenFeaturizer(model)
             in_dim = self.featurize.in_dim
             self.encoder = make_encoder(encoder, in_dim, **self.config["encoder_options"])

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from bayesattn._checks import check_choice, check_int
 from bayesattn._registry import Registry
 
 from ._attention import (
@@ -63,15 +64,11 @@ def masked_sum(x: Tensor, mask: Tensor | None) -> Tensor:
 
 
 def _positive_int(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise AttentionInputError(f"{name} must be a positive int; got {value!r}.")
-    return value
+    return check_int(value, name, low=1, error=AttentionInputError)
 
 
 def _choice(value: Any, name: str, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise AttentionInputError(f"{name} must be one of {options}; got {value!r}.")
-    return value
+    return check_choice(value, name, options, error=AttentionInputError)
 
 
 # ----------------------------------------------------------------------------- blocks

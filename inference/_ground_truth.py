@@ -6,8 +6,9 @@ import time
 from typing import Any, Literal
 
 import numpy as np
-import torch
 
+from bayesattn._checks import check_int
+from bayesattn._random import seeded
 from bayesattn.models import ExchangeableModel, NoExactPosterior
 
 from ._diagnostics import DEFAULT_GATE, ConvergenceGate, iid_diagnostics, per_dataset_diagnostics
@@ -20,9 +21,7 @@ METHODS = ("auto", "exact", "nuts", "pyro-nuts")
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-    return int(value)
+    return check_int(value, name, low=minimum)
 
 
 def reference_posterior(
@@ -96,8 +95,7 @@ def reference_posterior(
                 f"{model.name} has no closed-form posterior; use method='nuts' (or 'auto')."
             )
         dist = model.exact_posterior(x, mask)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+        with seeded(seed):
             draws = dist.sample((num_chains * num_samples,))
         z = draws.reshape((num_chains, num_samples) + tuple(draws.shape[1:])).cpu().numpy()
         idata = build_idata(z, x, mask, tuple(model.latent_shape))

@@ -37,6 +37,8 @@ from torch import nn
 from torch.distributions import biject_to, constraints
 from torch.distributions.transforms import AffineTransform, ReshapeTransform
 
+from bayesattn._checks import check_int
+from bayesattn._random import seeded
 from bayesattn._registry import Registry
 
 #: Options every head takes (the :class:`PosteriorHead` constructor's).
@@ -160,9 +162,7 @@ def unconstrained_dim(model: Any) -> int:
 
 # ---------------------------------------------------------------- heads
 def _check_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise HeadError(f"{name} must be an int >= 1; got {value!r}.")
-    return value
+    return check_int(value, name, low=1, error=HeadError)
 
 
 def _softplus_inv(y: float) -> float:
@@ -586,6 +586,5 @@ def make_head(model: Any, in_dim: int, kind: str = "auto", **cfg: Any) -> Poster
     seed = cfg.get("seed")
     if seed is None:
         return cls(in_dim, shape, support, **cfg)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with seeded(seed):
         return cls(in_dim, shape, support, **cfg)

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+from bayesattn._random import seeded
 from bayesattn.models import ExchangeableModel
 
 from ._numpyro_nuts import MCMCDraws
@@ -62,8 +63,7 @@ def run_pyro_nuts(
     diverging = np.zeros((num_chains, num_samples, b), dtype=bool)
     for i in range(b):
         for c in range(num_chains):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(seed) * 100_003 + i * 1009 + c)
+            with seeded(int(seed) * 100_003 + i * 1009 + c):
                 kernel = NUTS(
                     program,
                     target_accept_prob=target_accept_prob,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bayesattn._random import seeded
 from bayesattn.models import ExchangeableModel, NoExactPosterior
 
 from ._diagnostics import ConvergenceGate, arviz
@@ -192,13 +193,7 @@ class Reference:
                 return self.distribution.sample(shape)
             # Seed only the generator the draw uses, inside a fork (torch.manual_seed would
             # also reseed every CUDA device and leave their states changed).
-            device = self.x.device
-            fork_devices = [device] if device.type == "cuda" else []
-            with torch.random.fork_rng(devices=fork_devices, device_type=device.type):
-                torch.default_generator.manual_seed(int(seed))
-                if device.type == "cuda":
-                    with torch.cuda.device(device):
-                        torch.cuda.manual_seed(int(seed))
+            with seeded(seed, self.x.device):
                 return self.distribution.sample(shape)
         pooled = self.draws()
         n = shape.numel()

@@ -31,6 +31,7 @@ import torch
 from bayesattn._checks import length_range
 from bayesattn._device import resolve_device
 from bayesattn._files import DamagedFileError, load_torch_file, save_torch
+from bayesattn._random import seeded
 from bayesattn._text import short_path
 from bayesattn.models import ExchangeableModel, SetBatch
 
@@ -255,7 +256,7 @@ class _Data:
 
 
 def train(net: AmortizedPosterior, model: ExchangeableModel,
-          config: TrainConfig | None = None, /, **settings: Any) -> TrainResult:
+          config: TrainConfig | None = None, **settings: Any) -> TrainResult:
     """Train ``net`` on simulations from ``model``.
 
     Args:
@@ -375,9 +376,7 @@ def _train(net: AmortizedPosterior, model: ExchangeableModel, config: TrainConfi
     start_step = 0
     autocast = device.type == "cuda"
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [],
-                               device_type=device.type):
-        torch.manual_seed(int(seed) + 17 * rank)
+    with seeded(int(seed) + 17 * rank, device):
         state = load_checkpoint(ckpt.parent, device) if c.resume and ckpt is not None else None
         if state is not None:
             if state["run_config"] != run_config:

@@ -64,6 +64,9 @@ import pyro.poutine as poutine
 import torch
 from torch.distributions import constraints
 
+from bayesattn._checks import check_int
+from bayesattn._random import seeded
+
 from ._errors import ModelInputError, NoExactPosterior
 from ._setbatch import SetBatch
 from ._validation import as_tensor, check_dtype, check_latent, check_tokens
@@ -79,16 +82,10 @@ def trace_program(program: Any, num_sequences: Any, seq_len: Any, seed: Any,
     simulating there) so the caller's global state is left alone, and returns the trace.
     """
     for label, v in (("num_sequences", num_sequences), ("seq_len", seq_len)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ModelInputError(f"{label} must be an integer >= 1; got {v!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ModelInputError(f"seed must be an int; got {seed!r}.")
+        check_int(v, label, low=1, error=ModelInputError)
+    check_int(seed, "seed", error=ModelInputError)
     device = torch.device(device or "cpu")
-    fork_devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices, device_type=device.type):
-        torch.manual_seed(int(seed))
-        if device.type == "cuda":
-            torch.cuda.manual_seed(int(seed))
+    with seeded(seed, device):
         return poutine.trace(program).get_trace(
             num_sequences=int(num_sequences), seq_len=int(seq_len), device=device
         )

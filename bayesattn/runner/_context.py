@@ -125,7 +125,7 @@ class RunContext:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(key)).strip("_") or "net"
         return Path(self.out) / "checkpoints" / f"{self.stage}-{safe}"
 
-    def train(self, key: str, net: Any, model: Any, config: Any = None, /,
+    def train(self, key: str, net: Any, model: Any, config: Any = None,
               **kwargs: Any) -> Any:
         """:func:`bayesattn.inference.train` that survives a killed run.
 

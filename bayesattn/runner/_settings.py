@@ -147,5 +147,6 @@ def resolve_device(device: str) -> str:
         )
     if device == "cpu":
         return device
-    resolved = _resolve_device(device, error=DeviceUnavailableError)
+    resolved = _resolve_device(device, error=DeviceUnavailableError,
+                               fix="use --device cpu (or auto)")
     return device if device != "auto" else resolved.type

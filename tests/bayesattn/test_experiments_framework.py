@@ -331,7 +331,7 @@ def test_messages_use_the_right_article(word, expected):
 def test_bad_seed_and_device(toy, tmp_path):
     import torch
 
-    with pytest.raises(ex.ExperimentError, match="non-negative integer"):
+    with pytest.raises(ex.ExperimentError, match="seed must be an integer >= 0"):
         _run(tmp_path / "a", seed=-1)
     with pytest.raises(ex.DeviceUnavailableError, match="'auto', 'cpu'"):
         ex.run(NAME, preset="smoke", out=tmp_path / "b", device="gpu", progress=False)

@@ -132,7 +132,7 @@ def test_runner_and_training_write_plain_lines_to_a_log(tmp_path, capsys):
     assert "\r" not in err
     lines = err.splitlines()
     assert 1 <= len(lines) <= 12, lines
-    assert lines[-1].startswith("gap-vs-length: 3/3 stages (100%) in ")
+    assert lines[-1].startswith("gap-vs-length: 4/4 stages (100%) in ")
     assert res.out.is_dir()
 
     model = models.get("concept-mixture")
