@@ -2,7 +2,8 @@
 #   make run    - create .venv, install bayesattn, run the headline experiment on one
 #                 torch thread (the same numbers whatever else runs on the machine)
 #                 (approximation gap vs L, quick preset) into runs/
-#   make test   - create .venv, install bayesattn[dev], run the test suite
+#   make test   - create .venv, install bayesattn[dev], run the test suite on
+#                 PYTEST_WORKERS processes (default 2: pytest-xdist; 1 runs it in one process)
 # Also: make lab (JupyterLab on notebooks/ with the project's kernel), make demo
 # (exact vs NUTS ground-truth demo), make benchmark, make lint.
 # The constraints file pins torch's version only. Where pip finds no CPU wheel of that
@@ -21,6 +22,7 @@ STAMP = $(VENV)/.installed
 .PHONY: setup run demo test lint benchmark lab
 
 RUN_OUT ?= runs/gap-vs-length-quick-seed0
+PYTEST_WORKERS ?= 2
 
 $(STAMP): pyproject.toml $(TORCH_CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +40,7 @@ demo: $(STAMP)
 	$(VENV)/bin/bayesattn demo
 
 test: $(STAMP)
-	@$(VENV)/bin/pytest; rc=$$?; \
+	@$(VENV)/bin/pytest $(if $(filter-out 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS)); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5) - treating as failure"; fi; \
 	exit $$rc
 
