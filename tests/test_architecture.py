@@ -13,8 +13,9 @@ pyproject.toml is followed (``models/`` is ``bayesattn.models``, ``inference/`` 
   package: what one package takes from another is exported by that package's
   ``__init__``.
 - **Circles**: the graph has no cycle. An edge goes to the module that a statement
-  names (``from a.b import c`` goes to ``a.b.c`` when that is a module, else to
-  ``a.b``); the parent packages that Python initialises on the way are not edges.
+  names (``from a.b import c`` goes to ``a.b.c`` when that is a module, and to ``a.b``
+  too, whose ``__init__`` runs first); the parent packages that ``import a.b.c``
+  initialises on the way are not edges.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ def imports(sources: tuple[tuple[Path, str], ...] = SOURCES
                     sub = f"{base}.{alias.name}"
                     if sub in mods:
                         edges.append((sub, "", node.lineno))
+                        # `from pkg import submodule` runs pkg's __init__ first, too
+                        if base in mods and base != name:
+                            edges.append((base, "", node.lineno))
                     elif base in mods:
                         edges.append((base, alias.name, node.lineno))
         graph[name] = edges

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bayesattn._files import load_torch_file, save_torch
 
-from . import _artifacts
+from ._artifacts import load as load_artifact
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -107,7 +107,7 @@ class RunContext:
         if key not in entries:
             raise KeyError(f"stage {stage!r} saved no artifact {key!r}; it saved {sorted(entries)}")
         if (stage, key) not in self._cache:
-            self._cache[(stage, key)] = _artifacts.load(self.out, entries[key])
+            self._cache[(stage, key)] = load_artifact(self.out, entries[key])
         return self._cache[(stage, key)]
 
     def artifact_path(self, stage: str, key: str) -> Path:

@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import _artifacts
+from ._artifacts import save as save_artifact
 from ._context import RunContext
 from ._convergence import check_convergence_frame
 from ._cost import estimate_cpu_seconds
@@ -329,7 +329,7 @@ def _run_stage(ctx: RunContext, stage: Any) -> dict[str, Any]:
             f"stage {stage.name!r}: its table has a column named 'stage', which results.csv "
             "reserves for the stage name; rename it"
         )
-    entries = {key: _artifacts.save(ctx.out, stage.name, key, value)
+    entries = {key: save_artifact(ctx.out, stage.name, key, value)
                for key, value in artifacts.items()}
     table = f"stages/{stage.name}.csv"
     write_csv(ctx.out / table, frame)
