@@ -17,19 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bayesattn._checks import check_int, check_number, length_range
+from bayesattn._checks import check_choice, check_int, check_number, length_range
 
-from ._objectives import Objective
+from ._objectives import MaskedTokens, Objective
 
 LENGTH_DISTRIBUTIONS = ("log-uniform", "uniform")
-
-
-def _count(label: str, value: Any, low: int = 1) -> int:
-    return check_int(value, label, low=low)
-
-
-def _positive(label: str, value: Any, *, allow_zero: bool = False) -> float:
-    return check_number(value, label, low=0.0, low_open=not allow_zero)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,24 +109,21 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for label in ("steps", "batch_size", "checkpoint_every", "data_shards", "kl_samples"):
-            _count(label, getattr(self, label))
+            check_int(getattr(self, label), label, low=1)
         if self.seq_len is not None:
             pair = length_range(self.seq_len)
             object.__setattr__(self, "seq_len", pair[0] if pair[0] == pair[1] and
                                not isinstance(self.seq_len, (tuple, list)) else pair)
-        _count("seed", self.seed, 0)
-        if self.lengths not in LENGTH_DISTRIBUTIONS:
-            raise ValueError(f"lengths must be one of {LENGTH_DISTRIBUTIONS}; got "
-                             f"{self.lengths!r}.")
-        _positive("lr", self.lr)
-        _positive("weight_decay", self.weight_decay, allow_zero=True)
-        _positive("grad_clip", self.grad_clip)
+        check_int(self.seed, "seed", low=0)
+        check_choice(self.lengths, "lengths", LENGTH_DISTRIBUTIONS)
+        check_number(self.lr, "lr", low=0, low_open=True)
+        check_number(self.weight_decay, "weight_decay", low=0)
+        check_number(self.grad_clip, "grad_clip", low=0, low_open=True)
         if self.warmup_steps is not None:
-            _count("warmup_steps", self.warmup_steps, 0)
+            check_int(self.warmup_steps, "warmup_steps", low=0)
         if self.train_size is not None:
-            _count("train_size", self.train_size)
-        if not 0.0 < float(self.mask_fraction) < 1.0:
-            raise ValueError(f"mask_fraction must lie in (0, 1); got {self.mask_fraction!r}.")
+            check_int(self.train_size, "train_size", low=1)
+        MaskedTokens(fraction=self.mask_fraction)  # the one check of a mask fraction
         if isinstance(self.objective, type):
             raise TypeError(f"objective: pass an instance ({self.objective.__name__}()) or a "
                             "registered name, not the class.")

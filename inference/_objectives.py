@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from bayesattn._checks import check_int
 from bayesattn._registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -146,9 +147,7 @@ class ExactKL(Objective):
     output = "posterior"
 
     def __init__(self, samples: int = 32) -> None:
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"ExactKL: samples must be an integer >= 1; got {samples!r}.")
-        self.samples = samples
+        self.samples = check_int(samples, "ExactKL: samples", low=1)
 
     @classmethod
     def from_config(cls, config):

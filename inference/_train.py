@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
-from bayesattn._checks import length_range
+from bayesattn._checks import check_choice, check_int, length_range
 from bayesattn._device import resolve_device
 from bayesattn._files import DamagedFileError, load_torch_file, save_torch
 from bayesattn._random import seeded
@@ -137,8 +136,7 @@ def _step_seed(seed: int, step: int, shard: int) -> int:
 
 
 def _check_lengths(distribution: str) -> None:
-    if distribution not in LENGTH_DISTRIBUTIONS:
-        raise ValueError(f"lengths must be one of {LENGTH_DISTRIBUTIONS}; got {distribution!r}.")
+    check_choice(distribution, "lengths", LENGTH_DISTRIBUTIONS)
 
 
 def training_lengths(n: int, seq_len: int | tuple[int, int], *,
@@ -205,10 +203,7 @@ def fixed_training_set(
         A :class:`~bayesattn.models.SetBatch` of N sequences, padded to ``high`` with a
         mask when the lengths vary.
     """
-    if isinstance(train_size, bool) or not isinstance(train_size, (int, np.integer)) or (
-        train_size < 1
-    ):
-        raise ValueError(f"train_size must be an integer >= 1; got {train_size!r}.")
+    check_int(train_size, "train_size", low=1)
     low, high = length_range(seq_len)
     full = model.simulate(int(train_size), high, seed=_step_seed(seed, -1, 0), device=device)
     return _with_lengths(full, low, high, _step_seed(seed, -2, 0), lengths)
