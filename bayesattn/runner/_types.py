@@ -257,6 +257,43 @@ class Experiment:
             if getattr(self, opt) is not None and not callable(getattr(self, opt)):
                 raise TypeError(f"{where}: {opt} must be callable or None")
 
+    @classmethod
+    def from_parts(cls, package: str, *, name: str, title: str, claims: tuple[str, ...],
+                   stages: tuple[str, ...]) -> Experiment:
+        """The experiment a package of parts describes (docs/architecture.md#extending-bayesattn).
+
+        ``package`` (pass ``__name__`` from the package's ``__init__``) has the modules
+        ``presets`` (``PRESETS``, optionally ``work``), ``stages`` (one function per stage,
+        named like the stage with ``-`` as ``_``), ``claims`` (``verdicts``, optionally
+        ``headline`` and ``convergence``) and optionally ``figures`` (``make``). The
+        package's docstring, after its first paragraph, is the description.
+
+        Raises:
+            AttributeError: a part lacks what it must define (the message names it).
+        """
+        import importlib
+        import importlib.util
+        import sys
+
+        def part(module: str) -> Any:
+            return importlib.import_module(f"{package}.{module}")
+
+        presets, run, rules = part("presets"), part("stages"), part("claims")
+        has_figures = importlib.util.find_spec(f"{package}.figures") is not None
+        drawing = part("figures") if has_figures else None
+        doc = (sys.modules[package].__doc__ or "").split("\n\n", 1)
+        return cls(
+            name=name, title=title, claims=claims,
+            description=doc[-1].strip(),
+            presets=presets.PRESETS,
+            stages=tuple(Stage(s, getattr(run, s.replace("-", "_"))) for s in stages),
+            figures=getattr(drawing, "make", None),
+            verdicts=rules.verdicts,
+            headline=getattr(rules, "headline", None),
+            convergence=getattr(rules, "convergence", None),
+            work=getattr(presets, "work", None),
+        )
+
     @property
     def stage_names(self) -> tuple[str, ...]:
         """Names of the stages, in run order."""

@@ -528,3 +528,32 @@ def test_run_result_repr_is_one_short_line(tmp_path):
             "P14=not assessed]") in text
     assert [f.name for f in dataclasses.fields(res)] == [
         "out", "results", "verdicts", "headline", "figures", "report", "convergence"]
+
+
+def test_from_parts_wires_a_package_of_parts_by_name(tmp_path, monkeypatch):
+    """A package with presets, stages and claims (no figures, headline or convergence)
+    becomes an experiment whose stages are the functions named like them."""
+    pkg = tmp_path / "toy_parts"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text('"""Toy.\n\nIt counts to n."""\n')
+    (pkg / "presets.py").write_text(
+        "PRESETS = {'smoke': {'n': 2}, 'quick': {'n': 3}, 'full': {'n': 4}}\n")
+    (pkg / "stages.py").write_text(
+        "import pandas as pd\n"
+        "def count_up(ctx):\n"
+        "    return pd.DataFrame({'metric': 'i', 'value': range(ctx.params['n'])})\n")
+    (pkg / "claims.py").write_text("def verdicts(results, params):\n    return []\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import toy_parts
+    from toy_parts import stages
+
+    made = ex.Experiment.from_parts("toy_parts", name="toy-parts", title="t", claims=("P0",),
+                                    stages=("count-up",))
+    assert made.stage_names == ("count-up",) and made.stages[0].fn is stages.count_up
+    assert made.description == "It counts to n." and toy_parts.__doc__.startswith("Toy.")
+    assert made.figures is made.headline is made.convergence is made.work is None
+    result = ex.run(made, preset="quick", out=tmp_path / "run", progress=False, threads=1)
+    assert list(result.results["value"]) == [0, 1, 2]
+    with pytest.raises(AttributeError, match="no_such_stage"):
+        ex.Experiment.from_parts("toy_parts", name="toy-parts", title="t", claims=("P0",),
+                                 stages=("no-such-stage",))

@@ -31,9 +31,8 @@ the floor as the ratio of the error at the largest L to that at the smallest.
 
 from __future__ import annotations
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
 from .presets import (
     CME,
     CME_TOLERANCE,
@@ -46,7 +45,6 @@ from .presets import (
     SOFTMAX_SHRINK,
     shrinking_bandwidth,
     silverman_bandwidth,
-    work,
 )
 from .readouts import gp_mean_direct, rbf_kernel, simulate_gp, softmax_attention
 
@@ -56,18 +54,10 @@ __all__ = ["CME", "CME_TOLERANCE", "EXPERIMENT", "GP", "LR_MODEL", "NET", "NET_T
            "PRESETS", "SOFTMAX_FIXED", "SOFTMAX_SHRINK", "gp_mean_direct", "rbf_kernel",
            "shrinking_bandwidth", "silverman_bandwidth", "simulate_gp", "softmax_attention"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="attention-is-bayes",
     title="Attention as E[value | key]: CME and softmax attention vs exact predictive means",
     claims=("P5", "P6"),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("train", stages.train), Stage("regression", stages.regression),
-            Stage("gp", stages.gp), Stage("slopes", stages.slopes),
-            Stage("figure-data", stages.figure_data)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    convergence=claims.convergence,
-    work=work,
+    stages=("train", "regression", "gp", "slopes", "figure-data"),
 ))

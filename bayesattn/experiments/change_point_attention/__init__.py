@@ -49,9 +49,8 @@ sequences are saved as InferenceData.
 
 from __future__ import annotations
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
 from .presets import (
     BASELINES,
     CLAIMED,
@@ -60,24 +59,16 @@ from .presets import (
     RELATIVE,
     TOLERANCE_FRACTION,
     VARIANTS,
-    work,
 )
 
 __all__ = ["BASELINES", "CLAIMED", "EXPERIMENT", "PRESETS", "REFERENCE", "RELATIVE",
            "TOLERANCE_FRACTION", "VARIANTS"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="change-point-attention",
     title="Trained attention denoisers on change-point signals: length extrapolation by "
           "positional variant (E7) and attention vs exact co-segmentation (E8)",
     claims=("E7", "E8"),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("train", stages.train), Stage("evaluate", stages.evaluate),
-            Stage("attention", stages.attention)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    convergence=claims.convergence,
-    work=work,
+    stages=("train", "evaluate", "attention"),
 ))

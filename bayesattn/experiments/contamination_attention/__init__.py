@@ -60,9 +60,8 @@ reading) is our reconstruction (docs/claims.md#e5); its full text was not availa
 
 from __future__ import annotations
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
 from .presets import (
     DISTANCE_TYPE,
     DOT_TYPE,
@@ -72,22 +71,15 @@ from .presets import (
     METRICS,
     PRESETS,
     UNIFORM,
-    work,
 )
 
 __all__ = ["DISTANCE_TYPE", "DOT_TYPE", "EXPERIMENT", "KERNELS", "KERNEL_PARAMS", "KINDS",
            "METRICS", "PRESETS", "UNIFORM"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="contamination-attention",
     title="ε-contaminated mixtures: attention kernels vs exact clean and ε-model posteriors",
     claims=("E5",),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("tune", stages.tune), Stage("evaluate", stages.evaluate),
-            Stage("posteriors", stages.posteriors)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    work=work,
+    stages=("tune", "evaluate", "posteriors"),
 ))

@@ -34,9 +34,8 @@ reference row. Paired bootstrap CIs of MSE(bilateral-type) - MSE(other) decide E
 
 from __future__ import annotations
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
 from .presets import (
     BILATERAL,
     FAMILIES,
@@ -46,21 +45,15 @@ from .presets import (
     OTHERS,
     PRESETS,
     REFERENCE,
-    work,
 )
 
 __all__ = ["BILATERAL", "EXPERIMENT", "FAMILIES", "FILTERS", "FILTER_PARAMS", "METRICS",
            "OTHERS", "PRESETS", "REFERENCE"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="denoising-1d",
     title="1-D denoising with one attention layer: spatial, range, SA+PE, bilateral, twicing",
     claims=("E1",),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("tune", stages.tune), Stage("evaluate", stages.evaluate)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    work=work,
+    stages=("tune", "evaluate"),
 ))

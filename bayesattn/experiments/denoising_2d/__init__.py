@@ -37,9 +37,8 @@ docs/claims.md#e2; only the abstract and core equations were available).
 
 from __future__ import annotations
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
 from .presets import (
     BASELINE,
     BILATERAL,
@@ -49,23 +48,15 @@ from .presets import (
     REFERENCES,
     VARIANT_CONFIG,
     VARIANTS,
-    work,
 )
 
 __all__ = ["BASELINE", "BILATERAL", "EXPERIMENT", "METRICS", "NONINFERIORITY", "PRESETS",
            "REFERENCES", "VARIANTS", "VARIANT_CONFIG"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="denoising-2d",
     title="2-D patch denoising with a tiny trained transformer: SA+PE vs bilateral attention",
     claims=("E2",),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("train", stages.train), Stage("evaluate", stages.evaluate),
-            Stage("summarise", stages.summarise)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    convergence=claims.convergence,
-    work=work,
+    stages=("train", "evaluate", "summarise"),
 ))

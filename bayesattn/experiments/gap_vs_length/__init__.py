@@ -22,24 +22,16 @@ training KL.
 
 from __future__ import annotations
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
-from .presets import CANDIDATES, GIVEN_L_TOLERANCE, MODEL, PRESETS, work
+from .presets import CANDIDATES, GIVEN_L_TOLERANCE, MODEL, PRESETS
 
 __all__ = ["CANDIDATES", "EXPERIMENT", "GIVEN_L_TOLERANCE", "MODEL", "PRESETS"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="gap-vs-length",
     title="Approximation gap vs sequence length on concept-mixture",
     claims=("P4", "P12", "P13", "P14"),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("train", stages.train), Stage("evaluate", stages.evaluate),
-            Stage("slopes", stages.slopes), Stage("figure-data", stages.figure_data)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    convergence=claims.convergence,
-    work=work,
+    stages=("train", "evaluate", "slopes", "figure-data"),
 ))

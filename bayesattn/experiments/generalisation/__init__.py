@@ -29,9 +29,8 @@ there also reflects less fitting, not only more data.
 
 from __future__ import annotations
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
 from .presets import (
     FLAT_BAND,
     GAP_KEYS,
@@ -41,23 +40,15 @@ from .presets import (
     PRESETS,
     PRIMARY,
     RESOLVED_Z,
-    work,
 )
 
 __all__ = ["EXPERIMENT", "FLAT_BAND", "GAP_KEYS", "MIN_POINTS", "MODEL", "N_SLOPE_MAX",
            "PRESETS", "PRIMARY", "RESOLVED_Z"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="generalisation",
     title="Generalisation gap vs sequence length and training-set size on concept-mixture",
     claims=("P7", "P8"),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("gaps", stages.gaps), Stage("summary", stages.summary),
-            Stage("slopes", stages.slopes)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    convergence=claims.convergence,
-    work=work,
+    stages=("gaps", "summary", "slopes"),
 ))

@@ -30,9 +30,8 @@ ratios between width groups are paired bootstrap estimates over those sequences.
 
 from __future__ import annotations
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
 from .network import build_net, net_classes
 from .presets import (
     CONVERGENCE_TOLERANCE,
@@ -43,23 +42,15 @@ from .presets import (
     model_spec,
     simplex_means,
     width_group,
-    work,
 )
 
 __all__ = ["CONVERGENCE_TOLERANCE", "DROP_FACTOR", "EXPERIMENT", "NIG", "PRESETS", "build_net",
            "configs", "model_spec", "net_classes", "simplex_means", "width_group"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="heads-width",
     title="Heads x value width threshold at the sufficient-statistic dimension",
     claims=("P11",),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("train", stages.train), Stage("evaluate", stages.evaluate),
-            Stage("threshold", stages.threshold)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    convergence=claims.convergence,
-    work=work,
+    stages=("train", "evaluate", "threshold"),
 ))

@@ -19,9 +19,8 @@ b mod K for sequence b), so the Wilson intervals count independent checks.
 
 from __future__ import annotations
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
 from .presets import (
     CONVERGENCE_TOLERANCE,
     COVERAGE_TOL,
@@ -31,24 +30,16 @@ from .presets import (
     NETS,
     PRESETS,
     VR_TOL,
-    work,
 )
 
 __all__ = ["CONVERGENCE_TOLERANCE", "COVERAGE_TOL", "EXPERIMENT", "HEADS", "LEVELS", "MODELS",
            "NETS", "PRESETS", "VR_TOL"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="length-awareness",
     title="Length-awareness gap: calibration with and without L (normal-mean, "
           "dirichlet-categorical)",
     claims=("P12",),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("train", stages.train), Stage("calibrate", stages.calibrate),
-            Stage("amortization", stages.amortization)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    convergence=claims.convergence,
-    work=work,
+    stages=("train", "calibrate", "amortization"),
 ))

@@ -45,9 +45,8 @@ Slopes of log excess risk on log N come with parametric-bootstrap CIs; no rate i
 
 from __future__ import annotations
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
 from .presets import (
     BLIND_TOL,
     BOUND_C,
@@ -59,23 +58,15 @@ from .presets import (
     PRETEXTS,
     READOUTS,
     closeness_word_probs,
-    work,
 )
 
 __all__ = ["BLIND_TOL", "BOUND_C", "EXPERIMENT", "HEAD_TOL", "P9_MODEL", "P10_MODEL", "PRESETS",
            "PRETEXTS", "PRETEXT_TOL", "READOUTS", "closeness_word_probs"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="mtp-transfer",
     title="Masked-token pretraining transfer: condition number and pretext blind spot",
     claims=("P9", "P10"),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("kappa", stages.kappa), Stage("closeness", stages.closeness),
-            Stage("blindspot", stages.blindspot), Stage("summary", stages.summary)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    convergence=claims.convergence,
-    work=work,
+    stages=("kappa", "closeness", "blindspot", "summary"),
 ))

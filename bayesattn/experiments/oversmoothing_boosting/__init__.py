@@ -34,9 +34,8 @@ checked numerically: (I + W) / 2 and 2W - W^2 equal the posterior-mean smoothers
 the priors 2S + s^2 I and S (S + 2 s^2 I) / s^2.
 """
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
 from .presets import (
     COLLAPSE_COSINE,
     COLLAPSE_RANK,
@@ -45,21 +44,15 @@ from .presets import (
     SCOPE_FILTERS,
     SHRINK_FILTERS,
     VARIANTS,
-    work,
 )
 
 __all__ = ["COLLAPSE_COSINE", "COLLAPSE_RANK", "E3_METRICS", "EXPERIMENT", "PRESETS",
            "SCOPE_FILTERS", "SHRINK_FILTERS", "VARIANTS"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="oversmoothing-boosting",
     title="Oversmoothing with depth and residual = boosting on an exact linear-Gaussian model",
     claims=("E3", "E4"),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("depth", stages.depth), Stage("snr", stages.snr)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    work=work,
+    stages=("depth", "snr"),
 ))

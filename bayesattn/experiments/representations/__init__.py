@@ -32,9 +32,8 @@ encoding is permutation invariant. Three measurements, each against exact poster
 
 from __future__ import annotations
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
 from .helpers import (
     mean_without_length,
     paired_difference,
@@ -52,7 +51,6 @@ from .presets import (
     MODEL_PARAMS,
     PRESETS,
     PRIMARY_PROBE,
-    work,
 )
 
 __all__ = ["CONCEPT", "CONTROL_SPREAD", "CONTROL_TOL", "ENCODER_FAMILIES", "EXPERIMENT",
@@ -60,17 +58,10 @@ __all__ = ["CONCEPT", "CONTROL_SPREAD", "CONTROL_TOL", "ENCODER_FAMILIES", "EXPE
            "mean_without_length", "paired_difference", "permute_sets", "positional_control",
            "spread"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="representations",
     title="Sufficiency, minimality and permutation invariance of learned representations",
     claims=("P1", "P2", "P3"),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("train", stages.train), Stage("sufficiency", stages.sufficiency),
-            Stage("minimality", stages.minimality), Stage("invariance", stages.invariance)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    convergence=claims.convergence,
-    work=work,
+    stages=("train", "sufficiency", "minimality", "invariance"),
 ))

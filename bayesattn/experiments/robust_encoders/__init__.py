@@ -32,9 +32,8 @@ paired.
 
 from __future__ import annotations
 
-from bayesattn.runner import Experiment, Stage, register
+from bayesattn.runner import Experiment, register
 
-from . import claims, figures, stages
 from .presets import (
     BASELINE,
     KINDS,
@@ -44,24 +43,16 @@ from .presets import (
     TARGETS,
     TOLERANCE_NATS,
     VARIANTS,
-    work,
 )
 
 __all__ = ["BASELINE", "EXPERIMENT", "KINDS", "LEARNED_FRACTION", "POOLED", "PRESETS",
            "TARGETS", "TOLERANCE_NATS", "VARIANTS"]
 
-EXPERIMENT = register(Experiment(
+EXPERIMENT = register(Experiment.from_parts(
+    __name__,
     name="robust-encoders",
     title="Trained attention encoders under contamination and at larger L: standard vs "
           "twicing vs boosting vs distance (concept-mixture)",
     claims=("E6",),
-    description=__doc__.split("\n\n", 1)[1].strip(),
-    presets=PRESETS,
-    stages=(Stage("train", stages.train), Stage("evaluate", stages.evaluate),
-            Stage("draws", stages.draws)),
-    figures=figures.make,
-    verdicts=claims.verdicts,
-    headline=claims.headline,
-    convergence=claims.convergence,
-    work=work,
+    stages=("train", "evaluate", "draws"),
 ))
