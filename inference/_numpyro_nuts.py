@@ -103,8 +103,16 @@ def _compiled_sampler(model: ExchangeableModel, x0, m0, init_keys, config: tuple
 
 
 def _build_sampler(potential_gen, config: tuple):
-    """``jit(vmap over datasets(vmap over chains(warm-up + sampling scan)))``."""
+    """``jit(sampler)(keys, z0, x, m)``: every (dataset, chain) pair runs one scan over
+    warm-up and sampling, vectorised with one ``vmap`` over the B*C pairs; returns the
+    post-warm-up draws and stats shaped ``(B, C, S, ...)``.
+
+    Tracing, not XLA, is most of a first call's cost: the NUTS step is traced once (not
+    once for warm-up and once for sampling) and batched once (not per datasets and again
+    per chains). The draws are bit for bit those of the two-scan, two-vmap program.
+    """
     import jax
+    import jax.numpy as jnp
     from numpyro.infer.hmc import hmc
 
     num_warmup, num_samples, target_accept_prob, max_tree_depth, dense_mass = config
@@ -121,13 +129,7 @@ def _build_sampler(potential_gen, config: tuple):
             rng_key=key,
         )
 
-        def warm(s, _):
-            return sample_kernel(s, model_args=(x, m)), None
-
-        state, _ = jax.lax.scan(warm, state, None, length=num_warmup)
-
-        def draw(s, _):
-            s = sample_kernel(s, model_args=(x, m))
+        def record(s):
             stats = {
                 "diverging": s.diverging,
                 "n_steps": s.num_steps,
@@ -136,13 +138,39 @@ def _build_sampler(potential_gen, config: tuple):
                 "lp": -s.potential_energy,
                 "step_size": s.adapt_state.step_size,
             }
-            return s, (s.z, stats)
+            return s.z, stats
 
-        _, out = jax.lax.scan(draw, state, None, length=num_samples)
-        return out
+        def step(carry, i):
+            s, kept = carry
+            s = sample_kernel(s, model_args=(x, m))
+            # warm-up iterations write slot 0, which the first kept draw overwrites
+            j = jnp.maximum(i - num_warmup, 0)
+            kept = jax.tree_util.tree_map(
+                lambda buf, v: jax.lax.dynamic_update_index_in_dim(buf, v, j, 0),
+                kept, record(s))
+            return (s, kept), None
 
-    chains = jax.vmap(run, in_axes=(0, 0, None, None))  # C chains, one dataset
-    return jax.jit(jax.vmap(chains, in_axes=(0, 0, 0, 0)))  # B datasets
+        # One scan over warm-up and sampling (the kernel adapts while its iteration
+        # count is below num_warmup), so the NUTS step is traced once, not twice; only
+        # the num_samples kept draws are stored.
+        kept = jax.tree_util.tree_map(
+            lambda a: jnp.zeros((num_samples,) + jnp.shape(a), jnp.result_type(a)),
+            record(state))
+        (_, kept), _ = jax.lax.scan(step, (state, kept), jnp.arange(num_warmup + num_samples))
+        return kept
+
+    flat = jax.vmap(run)  # one batch axis over every (dataset, chain) pair
+
+    def sampler(keys, z0, x, m):
+        # keys, z0: (B, C, ...); x, m: (B, ...). One vmap over B*C rows is traced once,
+        # where vmap(datasets, vmap(chains)) would batch the NUTS program twice.
+        b, c = keys.shape[:2]
+        fold = lambda a: a.reshape((b * c,) + a.shape[2:])  # noqa: E731
+        rep = lambda a: jnp.repeat(a, c, axis=0)  # noqa: E731
+        out = flat(fold(keys), jax.tree_util.tree_map(fold, z0), rep(x), rep(m))
+        return jax.tree_util.tree_map(lambda a: a.reshape((b, c) + a.shape[1:]), out)
+
+    return jax.jit(sampler)
 
 
 def run_numpyro_nuts(
