@@ -5,6 +5,9 @@
     bayesattn demo [options]         exact vs NUTS posteriors on simulated data
     bayesattn list [NAME]            list the experiments (or describe one)
     bayesattn run NAME [options]     run an experiment into a run folder
+    bayesattn sweep NAME... [options]
+                                     run a grid of runs (presets x seeds x settings) as
+                                     independent jobs and aggregate their verdicts
     bayesattn report DIR             regenerate and print the report of a run folder
     bayesattn assignment student IN.ipynb OUT.ipynb
                                      write the student version of an assignment notebook
@@ -155,6 +158,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_grid(items: list[str]) -> dict[str, list[object]]:
+    from bayesattn.experiments import InvalidParameterError
+
+    grid: dict[str, list[object]] = {}
+    for key, value in _parse_sets(items).items():
+        if not isinstance(value, list) or not value:
+            raise InvalidParameterError(
+                f"--grid expects KEY=[V1,V2,...] (a non-empty JSON list, e.g. "
+                f"--grid steps=[500,1000]); got {key}={json.dumps(value)}")
+        grid[key] = value
+    return grid
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from bayesattn.sweep import parse_seeds, sweep
+
+    argv = args.argv if args.argv is not None else sys.argv[1:]
+    out = args.out if args.out is not None else Path("sweeps") / "-".join(args.names)
+    result = sweep(
+        args.names, presets=args.preset or ["quick"], seeds=parse_seeds(args.seeds),
+        overrides=_parse_sets(args.set), grid=_parse_grid(args.grid), out=out,
+        executor=args.executor, jobs=args.jobs, address=args.address, resume=args.resume,
+        modules=args.imports, command=["bayesattn", *argv],
+        announce=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(result.report.read_text(encoding="utf-8"), end="")
+    if result.failed:
+        print(f"bayesattn sweep: {len(result.failed)} of {len(result.jobs)} jobs did not "
+              f"finish; see {result.out / 'jobs.csv'} and their logs", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from bayesattn import report
 
@@ -240,6 +276,37 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a preset parameter (VALUE read as JSON, else as text)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
+
+    swp = sub.add_parser(
+        "sweep", help="run a grid of runs as independent jobs and aggregate their verdicts",
+        description="Run every experiment x preset x seed x --grid combination as its own "
+        "`bayesattn run` process (one torch thread each) into OUT/runs/, then write "
+        "verdicts.csv, aggregate.csv, figures/ and report.md in OUT. A failed job is "
+        "recorded and the others go on; --resume continues (or grows) a sweep.",
+    )
+    swp.add_argument("names", nargs="+", metavar="NAME", help="experiment names")
+    swp.add_argument("--preset", action="append", default=None,
+                     help="preset to run (repeat for several; default quick)")
+    swp.add_argument("--seeds", default="0", metavar="SEEDS",
+                     help="run seeds: a range 0-4, a list 0,3,7 or one seed (default 0)")
+    swp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a preset parameter in every job (VALUE read as JSON)")
+    swp.add_argument("--grid", action="append", default=[], metavar="KEY=[V1,V2]",
+                     help="cross the sweep with every value of a parameter (a JSON list)")
+    swp.add_argument("--out", type=Path, default=None,
+                     help="sweep folder (default sweeps/NAME[-NAME...])")
+    swp.add_argument("--executor", default="local", choices=["local", "ray"],
+                     help="local processes (default) or a Ray cluster (bayesattn[ray])")
+    swp.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="local executor: jobs at a time, one core each (default 1)")
+    swp.add_argument("--address", default=None,
+                     help="ray executor: cluster address (default: start a local Ray runtime)")
+    swp.add_argument("--import", dest="imports", action="append", default=[],
+                     metavar="MODULE", help="a module that registers your own experiments "
+                     "(imported by the sweep and every job; repeatable)")
+    swp.add_argument("--resume", action="store_true",
+                     help="continue the sweep in --out: keep finished runs, resume the rest")
+    swp.set_defaults(func=_cmd_sweep)
 
     rep = sub.add_parser("report", help="regenerate and print the report of a run folder")
     rep.add_argument("folder", type=Path, help="a run folder written by `bayesattn run`")

@@ -29,6 +29,7 @@ Extending: kernels, encoders and posterior heads are each kept in a registry
 """
 
 from bayesattn._files import DamagedFileError
+from bayesattn._threads import available_cores, resolve_threads, torch_threads
 
 from . import oracle
 from ._amortized import AmortizedPosterior
@@ -71,7 +72,6 @@ from ._objectives import (
 )
 from ._predictive import PredictiveHead
 from ._reference import Reference, UnconvergedReferenceError
-from ._threads import available_cores, resolve_threads, torch_threads
 from ._train import (
     LENGTH_DISTRIBUTIONS,
     TrainingDivergedError,

@@ -32,12 +32,12 @@ from bayesattn._device import resolve_device
 from bayesattn._files import DamagedFileError, load_torch_file, save_torch
 from bayesattn._random import seeded
 from bayesattn._text import short_path
+from bayesattn._threads import torch_threads
 from bayesattn.models import ExchangeableModel, SetBatch
 
 from ._amortized import AmortizedPosterior
 from ._config import LENGTH_DISTRIBUTIONS, TrainConfig
 from ._objectives import Objective, as_objective
-from ._threads import torch_threads
 
 CHECKPOINT = "checkpoint.pt"
 #: The checkpoint before the last one, kept so that a damaged last checkpoint costs at

@@ -39,10 +39,11 @@ SOURCES = (
 # the shared helpers bayesattn/_*.py, which import nothing from bayesattn's packages)
 LAYER = {
     "_checks": -2, "_device": -2, "_files": -2, "_progress": -2, "_random": -2, "_text": -2,
+    "_threads": -2,
     "_registry": -2,
     "metrics": -1, "models": 0, "inference": 1, "gaps": 2, "check": 3,
     "runner": 4, "report": 4, "plots": 4,
-    "experiments": 5, "demo": 5, "assignments": 5,
+    "experiments": 5, "demo": 5, "assignments": 5, "sweep": 5,
     "cli": 6, "__main__": 6,  # bayesattn.__main__ (python -m bayesattn), the cli's twin
 }
 

@@ -11,7 +11,9 @@ intervals (or small result dataclasses / tidy frames where said).
 - calibration: :func:`standardized_mean_error`, :func:`variance_ratio`,
   :func:`coverage`, :func:`sbc_ranks`, :func:`sbc_uniformity`;
 - label switching: :func:`hungarian_permutation`, :func:`align_labels`,
-  :func:`sorted_functional`.
+  :func:`sorted_functional`;
+- replicated runs: :func:`seed_interval` (Student-t over seeds), :func:`holm`,
+  :func:`minimum_detectable_effect`, :func:`replicates_needed`.
 """
 
 from ._calibration import (
@@ -32,6 +34,7 @@ from ._divergence import (
 from ._estimate import Estimate, as_numpy, bootstrap_ci
 from ._labels import align_labels, hungarian_permutation, sorted_functional
 from ._moments import moments
+from ._replication import holm, minimum_detectable_effect, replicates_needed, seed_interval
 from ._twosample import TwoSampleResult, c2st, energy_distance, mmd2, wasserstein2
 
 __all__ = [
@@ -58,4 +61,8 @@ __all__ = [
     "sorted_functional",
     "closed_form_kl",
     "moments",
+    "seed_interval",
+    "holm",
+    "minimum_detectable_effect",
+    "replicates_needed",
 ]

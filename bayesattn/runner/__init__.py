@@ -12,7 +12,8 @@ It also holds the kit for writing an experiment's claims: :func:`stage_frame`,
 :func:`loss_plateau`, :func:`plateau_rows`, :func:`plateau_judgement` (convergence).
 
 Files are written atomically (:func:`atomic_path`, :func:`write_csv`, :func:`write_json`,
-:func:`write_text`): a reader sees the old file or the whole new one.
+:func:`write_text`): a reader sees the old file or the whole new one. One writer at a
+time: :func:`run_folder_lock` (also used by :mod:`bayesattn.sweep` for sweep folders).
 
 Importing it is light (no torch, jax, arviz or matplotlib).
 """
@@ -53,8 +54,17 @@ from ._errors import (
     UnknownPresetError,
 )
 from ._folder import load_run
-from ._io import atomic_path, read_csv, write_csv, write_json, write_text
-from ._registry import BUILTIN_MODULES, EXPERIMENTS, get, names, register, unregister
+from ._io import atomic_path, read_csv, read_json, write_csv, write_json, write_text
+from ._lock import run_folder_lock
+from ._registry import (
+    BUILTIN_MODULES,
+    EXPERIMENTS,
+    MODULES_ENV,
+    get,
+    names,
+    register,
+    unregister,
+)
 from ._report import format_verdicts, frame_to_markdown, markdown_table, render_report, write_report
 from ._run import run
 from ._settings import resolve_params
@@ -72,10 +82,13 @@ from ._verdicts import (
 __all__ = [
     "atomic_path",
     "read_csv",
+    "read_json",
+    "run_folder_lock",
     "write_csv",
     "write_json",
     "write_text",
     "BUILTIN_MODULES",
+    "MODULES_ENV",
     "CONVERGENCE_COLUMNS",
     "ESTIMATE_COLUMNS",
     "EXPERIMENTS",

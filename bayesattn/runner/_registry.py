@@ -8,12 +8,17 @@ The built-in experiments are the packages named in :data:`BUILTIN_MODULES`; each
 registers its experiment when imported. They are imported (by name, so that the
 runner never imports the experiments it runs) the first time :func:`names` or
 :func:`get` is called (or :data:`EXPERIMENTS` is read), so that importing the runner
-stays light.
+stays light. Your own experiments join them the same way: name the modules that
+register them in the environment variable ``BAYESATTN_EXPERIMENT_MODULES``
+(comma-separated; installed, on ``PYTHONPATH`` or in the working folder), and
+``bayesattn run``, ``bayesattn list`` and the jobs of ``bayesattn sweep`` find them.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable
 
 from bayesattn._registry import Registry
@@ -21,7 +26,8 @@ from bayesattn._registry import Registry
 from ._errors import UnknownExperimentError
 from ._types import Experiment
 
-__all__ = ["BUILTIN_MODULES", "EXPERIMENTS", "get", "names", "register", "unregister"]
+__all__ = ["BUILTIN_MODULES", "EXPERIMENTS", "MODULES_ENV", "get", "names", "register",
+           "unregister"]
 
 #: The packages that register the built-in experiments when imported. They must import
 #: torch / pyro / jax / arviz only inside their stage functions, so that listing stays fast.
@@ -43,7 +49,27 @@ BUILTIN_MODULES: tuple[str, ...] = tuple(
     )
 )
 
+#: Environment variable naming further modules that register experiments (comma-separated).
+MODULES_ENV = "BAYESATTN_EXPERIMENT_MODULES"
+
 _builtins_loaded = False
+
+
+def extra_modules() -> list[str]:
+    """The modules named in :data:`MODULES_ENV`, in order."""
+    return [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
+
+
+def import_module(module: str) -> None:
+    """Import ``module``, also from the working folder (as ``python -m`` would)."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        cwd = os.getcwd()
+        if exc.name != module.split(".")[0] or cwd in sys.path or "" in sys.path:
+            raise
+        sys.path.append(cwd)
+        importlib.import_module(module)
 
 
 def _load_builtins() -> None:
@@ -55,6 +81,13 @@ def _load_builtins() -> None:
     try:
         for module in BUILTIN_MODULES:
             importlib.import_module(module)
+        for module in extra_modules():
+            try:
+                import_module(module)
+            except ImportError as exc:
+                raise UnknownExperimentError(
+                    f"{MODULES_ENV} names {module!r}, which cannot be imported ({exc}); "
+                    "check the name and that its folder is on PYTHONPATH") from None
     except BaseException:
         _builtins_loaded = False
         raise

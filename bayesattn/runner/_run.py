@@ -127,7 +127,7 @@ def run(
     out = Path(out if out is not None else Path("runs") / f"{experiment.name}-{preset}-seed{seed}")
     out = out.expanduser().absolute()
     device = resolve_device(device)
-    from bayesattn.inference import resolve_threads, torch_threads
+    from bayesattn._threads import resolve_threads, torch_threads
 
     try:
         n_threads = resolve_threads(threads)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,11 +54,7 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture
-def toy_cli(tmp_path):
-    script = tmp_path / "toy_cli.py"
-    script.write_text(SCRIPT)
-
+def _starter(script: Path):
     def start(out: Path, *flags: str, gate: Path | None = None) -> subprocess.Popen:
         env = {**os.environ, "TOY_GATE": str(gate) if gate else ""}
         return subprocess.Popen(
@@ -66,6 +63,29 @@ def toy_cli(tmp_path):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
     return start
+
+
+@pytest.fixture(scope="module")
+def toy_script(tmp_path_factory) -> Path:
+    script = tmp_path_factory.mktemp("toy") / "toy_cli.py"
+    script.write_text(SCRIPT)
+    return script
+
+
+@pytest.fixture
+def toy_cli(toy_script):
+    return _starter(toy_script)
+
+
+@pytest.fixture(scope="module")
+def clean_run(toy_script, tmp_path_factory) -> Path:
+    """One uninterrupted run of the toy (in a child process), shared by the module's
+    tests as the bytes every damaged, killed or resumed run must reproduce."""
+    out = tmp_path_factory.mktemp("clean") / "run"
+    child = _starter(toy_script)(out)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    return out
 
 
 def _wait_for(path: Path, timeout: float = 60.0) -> None:
@@ -101,9 +121,8 @@ def test_second_writer_is_refused_with_the_holders_name(toy_cli, tmp_path):
     assert _leftovers(tmp_path) == [], "the lock file is removed when the run ends"
 
 
-def test_kill_minus_9_then_resume_gives_the_same_bytes_and_leaves_nothing(toy_cli, tmp_path):
-    clean = toy_cli(tmp_path / "clean")
-    assert clean.wait(timeout=120) == 0
+def test_kill_minus_9_then_resume_gives_the_same_bytes_and_leaves_nothing(toy_cli, tmp_path,
+                                                                         clean_run):
     out = tmp_path / "killed"
     victim = toy_cli(out, gate=tmp_path / "never")
     _wait_for(out / "stages" / "first.json")
@@ -117,7 +136,7 @@ def test_kill_minus_9_then_resume_gives_the_same_bytes_and_leaves_nothing(toy_cl
     # byte-identical across processes, torch archives included (no temp name inside)
     for name in ("results.csv", "stages/first.csv", "stages/second.csv", "arrays/second-grid.npy",
                  "arrays/second-t.pt", "verdicts.json"):
-        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+        assert (out / name).read_bytes() == (clean_run / name).read_bytes(), name
     manifest = json.loads((out / "manifest.json").read_text())
     assert [s["cached"] for s in manifest["stages"]] == [True, False]
     assert _leftovers(tmp_path) == []
@@ -216,11 +235,10 @@ def test_full_disk_is_one_clear_line_and_leaves_no_partial_files(tmp_path, monke
 
 
 @pytest.mark.parametrize("damage", ["truncate", "edit", "delete"])
-def test_resume_recomputes_stages_whose_files_were_damaged(toy_cli, tmp_path, damage):
-    clean = toy_cli(tmp_path / "clean")
-    assert clean.wait(timeout=120) == 0
+def test_resume_recomputes_stages_whose_files_were_damaged(toy_cli, tmp_path, damage,
+                                                          clean_run):
     out = tmp_path / "run"
-    assert toy_cli(out).wait(timeout=120) == 0
+    shutil.copytree(clean_run, out)  # a finished run (the run folder does not name itself)
     target = out / "arrays" / "second-t.pt"
     if damage == "truncate":
         target.write_bytes(target.read_bytes()[:40])
@@ -235,7 +253,7 @@ def test_resume_recomputes_stages_whose_files_were_damaged(toy_cli, tmp_path, da
     cached = [s["cached"] for s in manifest["stages"]]
     assert cached == ([False, False] if damage == "edit" else [True, False])
     for name in ("results.csv", "stages/first.csv", "arrays/second-t.pt"):
-        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+        assert (out / name).read_bytes() == (clean_run / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("setting, expected", [

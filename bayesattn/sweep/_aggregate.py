@@ -1,0 +1,88 @@
+"""What a sweep's runs say together: each claim's verdict per seed, agreement, key numbers.
+
+For every finished run folder of the sweep, each verdict becomes one row of
+``verdicts.csv``. Rows are grouped by (experiment, preset, variant, claim entry) in
+``aggregate.csv``: how many seeds, how many gave each verdict, the most common verdict
+and the fraction of seeds that agree with it, and the key number (the first entry of the
+verdict's ``numbers``) as median, min and max over seeds with its mean and a Student-t
+95% interval over seeds (the interval includes training randomness: each seed trains
+its own networks and draws its own test data).
+
+An experiment that reports the same claim several times (e.g. once per model) gives
+entries ``P12``, ``P12 (2)``, ``P12 (3)`` in the order of its verdicts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bayesattn.metrics import seed_interval
+from bayesattn.runner import NOT_ASSESSED, VERDICTS, NotARunFolderError, load_run
+
+from ._grid import Job
+
+VERDICT_ORDER = (*VERDICTS, NOT_ASSESSED)
+SEED_COLUMNS = ("experiment", "preset", "variant", "seed", "entry", "claim", "verdict",
+                "key", "key_value")
+AGGREGATE_COLUMNS = ("experiment", "preset", "variant", "entry", "claim", "seeds",
+                     "majority", "agreement", *VERDICT_ORDER, "key", "key_median", "key_min",
+                     "key_max", "key_mean", "key_ci_low", "key_ci_high")
+
+
+def seed_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    """One row per (finished job, verdict); unfinished or failed jobs give none."""
+    rows = []
+    for job in jobs:
+        try:
+            _, _, verdicts = load_run(runs / job.folder)
+        except NotARunFolderError:
+            continue
+        seen: Counter[str] = Counter()
+        for v in verdicts:
+            seen[v.claim] += 1
+            entry = v.claim if seen[v.claim] == 1 else f"{v.claim} ({seen[v.claim]})"
+            key, value = next(iter(v.numbers.items()), ("", float("nan")))
+            rows.append({"experiment": job.experiment, "preset": job.preset,
+                         "variant": job.variant, "seed": job.seed, "entry": entry,
+                         "claim": v.claim, "verdict": v.verdict, "key": key,
+                         "key_value": float(value)})
+    return rows
+
+
+def aggregate_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (experiment, preset, variant, entry), in the order rows first give them."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["experiment"], row["preset"], row["variant"], row["entry"]),
+                          []).append(row)
+    out = []
+    for (experiment, preset, variant, entry), members in groups.items():
+        counts = Counter(r["verdict"] for r in members)
+        top = max(counts.values())
+        leaders = [v for v in VERDICT_ORDER if counts.get(v) == top]
+        majority = leaders[0] if len(leaders) == 1 else "split"
+        values = [r["key_value"] for r in members if math.isfinite(r["key_value"])]
+        nan = float("nan")
+        if values:
+            ordered = sorted(values)
+            mid = len(ordered) // 2
+            median = (ordered[mid] if len(ordered) % 2
+                      else 0.5 * (ordered[mid - 1] + ordered[mid]))
+            est = seed_interval(values)
+            stats = (median, ordered[0], ordered[-1], est.value, est.ci_low, est.ci_high)
+        else:
+            stats = (nan,) * 6
+        out.append({
+            "experiment": experiment, "preset": preset, "variant": variant, "entry": entry,
+            "claim": members[0]["claim"], "seeds": len(members), "majority": majority,
+            "agreement": top / len(members),
+            **{v: counts.get(v, 0) for v in VERDICT_ORDER},
+            "key": members[0]["key"],
+            **dict(zip(("key_median", "key_min", "key_max", "key_mean", "key_ci_low",
+                        "key_ci_high"), stats, strict=True)),
+        })
+    return out
