@@ -9,6 +9,7 @@
                                      run a grid of runs (presets x seeds x settings) as
                                      independent jobs and aggregate their verdicts
     bayesattn report DIR             regenerate and print the report of a run folder
+    bayesattn rules [NAME...]        print the decision rules (docs/rules.md)
     bayesattn assignment student IN.ipynb OUT.ipynb
                                      write the student version of an assignment notebook
 
@@ -191,6 +192,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rules(args: argparse.Namespace) -> int:
+    from bayesattn import experiments
+    from bayesattn.runner import rules_markdown
+
+    names = args.names or experiments.names()
+    print(rules_markdown([experiments.get(n) for n in names]), end="")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from bayesattn import report
 
@@ -307,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--resume", action="store_true",
                      help="continue the sweep in --out: keep finished runs, resume the rest")
     swp.set_defaults(func=_cmd_sweep)
+
+    rul = sub.add_parser("rules", help="print the decision rules of the experiments' claims",
+                         description="Print every claim's decision rule, each version with "
+                         "its SHA-256, as Markdown (docs/rules.md is this output).")
+    rul.add_argument("names", nargs="*", metavar="NAME", help="only these experiments")
+    rul.set_defaults(func=_cmd_rules)
 
     rep = sub.add_parser("report", help="regenerate and print the report of a run folder")
     rep.add_argument("folder", type=Path, help="a run folder written by `bayesattn run`")

@@ -6,6 +6,10 @@ live in :mod:`bayesattn.experiments`, which re-exports this API): the registry
 its stage cache, resume, overwrite and folder lock, the :class:`RunContext` a stage
 sees, parameter overrides, CPU-time estimates, the convergence table and ``report.md``.
 
+Decision rules are data (:class:`Rule`, versioned and hashed): a run records the rules
+it applied and whether they were committed to git, and the report calls a verdict stale
+when its rule has changed since (:func:`rule_status`, :func:`rules_markdown`).
+
 It also holds the kit for writing an experiment's claims: :func:`stage_frame`,
 :func:`pick`, :func:`ci_text`, :func:`ci_numbers`, :func:`direction`,
 :func:`combine_replicates` (verdict text and rules) and :func:`convergence_row`,
@@ -66,6 +70,7 @@ from ._registry import (
     unregister,
 )
 from ._report import format_verdicts, frame_to_markdown, markdown_table, render_report, write_report
+from ._rules import RULE_KINDS, Rule, rule_status, rules_markdown
 from ._run import run
 from ._settings import resolve_params
 from ._types import NOT_ASSESSED, VERDICTS, Experiment, RunResult, Stage, StageOutput, Verdict
@@ -80,6 +85,10 @@ from ._verdicts import (
 )
 
 __all__ = [
+    "RULE_KINDS",
+    "Rule",
+    "rule_status",
+    "rules_markdown",
     "atomic_path",
     "read_csv",
     "read_json",

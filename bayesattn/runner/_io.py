@@ -66,6 +66,28 @@ def git_state() -> dict[str, Any] | None:
     return {"commit": commit, "dirty": dirty}
 
 
+def file_committed(path: str | None) -> bool | None:
+    """Whether ``path`` is tracked by git and unchanged from the commit checked out (True),
+    tracked or not but changed or new (False), or unknowable (None: no path, no git, or
+    not inside a git checkout)."""
+    if not path:
+        return None
+    file = Path(path).resolve()
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=file.parent, capture_output=True, text=True,
+                              timeout=10, check=False)
+
+    try:
+        if git("rev-parse", "--is-inside-work-tree").returncode != 0:
+            return None
+        if git("ls-files", "--error-unmatch", file.name).returncode != 0:
+            return False  # not tracked: never committed
+        return not git("status", "--porcelain", "--", file.name).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def environment(device: str) -> dict[str, Any]:
     """Python, platform, package versions, git state and (on CUDA) the GPU name."""
     env: dict[str, Any] = {

@@ -1,8 +1,11 @@
 """``report.md`` for a run folder: verdicts, headline table, figures, configuration, reproduction.
 
-The report is a pure function of the files in the run folder (``config.json``,
-``results.csv``, ``verdicts.json``, ``headline.csv``, ``manifest.json``,
-``figures/``), so ``bayesattn report DIR`` regenerates the same text.
+The report is a function of the files in the run folder (``config.json``,
+``results.csv``, ``verdicts.json``, ``headline.csv``, ``manifest.json``, ``figures/``)
+and of one thing outside it: the experiment's decision rules today. A verdict whose rule
+has changed since the run is printed as *stale* (not as a verdict), one decided by rules
+that were not committed when the run started as *provisional* (see ``_rules``). So
+``bayesattn report DIR`` regenerates the same text as long as the rules stand.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from ._convergence import summary_line
-from ._errors import NotARunFolderError
+from ._errors import NotARunFolderError, UnknownExperimentError
 from ._io import write_text
+from ._registry import get
+from ._rules import Rule, rule_status
+from ._rules import current as current_rules
 from ._types import NOT_ASSESSED, Verdict
 
 
@@ -76,12 +82,15 @@ def render_report(out: str | os.PathLike[str]) -> str:
         lines += [config["description"], ""]
 
     lines += ["## Verdicts", ""]
+    now = _rules_now(config["experiment"])
     if verdicts:
         # a plumbing check assesses no claim (also in run folders written before the
         # runner said so in verdicts.json)
         rows = [(f"**{v.claim}** {v.statement}", v.expected, v.measured,
-                 f"**{NOT_ASSESSED if plumbing else v.verdict}**") for v in verdicts]
+                 _verdict_cell(v, NOT_ASSESSED if plumbing else v.verdict, now, config))
+                for v in verdicts]
         lines += [markdown_table(["claim", "expected", "measured", "verdict"], rows), ""]
+        lines += _rules_lines(verdicts, now, config)
     else:
         lines += ["(this experiment states no verdicts)", ""]
 
@@ -147,6 +156,56 @@ def render_report(out: str | os.PathLike[str]) -> str:
               "folder where it ran; give its new path if it has moved).",
               ""]
     return "\n".join(lines)
+
+
+def _rules_now(name: str) -> dict[str, Rule] | None:
+    """The experiment's rules today (claim -> latest rule); None when it is not registered
+    in this process (then no verdict can be checked against them)."""
+    try:
+        experiment = get(name)
+    except UnknownExperimentError:
+        return None
+    return current_rules(experiment.rules)
+
+
+def _status(v: Verdict, now: dict[str, Rule] | None, config: dict[str, Any]) -> str:
+    if now is None:
+        return "unchecked" if v.rule else ""
+    return rule_status(v.rule, now.get(v.claim), config.get("rules_committed"))
+
+
+def _verdict_cell(v: Verdict, word: str, now: dict[str, Rule] | None,
+                  config: dict[str, Any]) -> str:
+    status = "" if word == NOT_ASSESSED else _status(v, now, config)  # nothing assessed
+    sanity = " (sanity check)" if (v.rule or {}).get("kind") == "sanity" else ""
+    if status == "stale":
+        return (f"stale: decided ({word}) by a rule that has changed since the run; rerun "
+                "to decide")
+    if status == "provisional":
+        return f"**{word}**{sanity}, provisional: its rules were not committed before the run"
+    return f"**{word}**{sanity}"
+
+
+def _rules_lines(verdicts: Sequence[Verdict], now: dict[str, Rule] | None,
+                 config: dict[str, Any]) -> list[str]:
+    if not any(v.rule for v in verdicts) and not now:
+        return []
+    committed = config.get("rules_committed")
+    rows = []
+    for v in verdicts:
+        then, today = v.rule or {}, (now or {}).get(v.claim)
+        rows.append((v.claim,
+                     f"v{then['version']} ({then['kind']}) `{then['sha256'][:12]}`" if then
+                     else "none recorded",
+                     f"v{today.version} ({today.kind}) `{today.sha256[:12]}`" if today
+                     else ("experiment not registered here" if now is None else "none"),
+                     _status(v, now, config) or "no rules"))
+    said = {True: "were committed to git when the run started",
+            False: "were NOT committed to git when the run started",
+            None: "could not be checked against git"}[committed]
+    return ["Decision rules (docs/rules.md): the rule each verdict was decided by, and "
+            f"today's. The run's rules {said}.", "",
+            markdown_table(["claim", "rule of the run", "rule today", "status"], rows), ""]
 
 
 def _ran_as_plumbing_check(config: dict[str, Any]) -> bool:
@@ -267,7 +326,8 @@ def format_verdicts(verdicts: Sequence[Verdict]) -> str:
         lines = ["verdicts: none assessed. The smoke preset is a plumbing check, not evidence; "
                  "run --preset quick or full to test the claims."]
     for v in verdicts:
-        lines.append(f"  {v.claim:5s} {word(v):{width}s}  {v.statement}")
+        sanity = " (sanity check)" if (v.rule or {}).get("kind") == "sanity" else ""
+        lines.append(f"  {v.claim:5s} {word(v):{width}s}  {v.statement}{sanity}")
         lines.append(f"  {'':5s} {'':{width}s}  expected: {v.expected}")
         lines.append(f"  {'':5s} {'':{width}s}  measured: {v.measured}")
     return "\n".join(lines)

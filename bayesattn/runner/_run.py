@@ -47,10 +47,11 @@ from ._convergence import check_convergence_frame
 from ._cost import estimate_cpu_seconds
 from ._errors import DiskFullError, ExperimentError, InvalidParameterError
 from ._folder import plan, prepare, swap
-from ._io import environment, read_csv, read_json, write_csv, write_json
+from ._io import environment, file_committed, read_csv, read_json, write_csv, write_json
 from ._lock import clean_siblings, remove_temp_files, run_folder_lock
 from ._registry import get
 from ._report import write_report
+from ._rules import current as current_rules
 from ._settings import check_seed, is_plumbing_check, resolve_device, resolve_params
 from ._types import NOT_ASSESSED, VERDICTS, Experiment, RunResult, StageOutput, Verdict
 
@@ -200,6 +201,9 @@ def _execute(
 
     start = time.perf_counter()
     env = environment(device)
+    # The rules this process will apply, and whether they were committed before it started.
+    rules = {claim: rule.record() for claim, rule in current_rules(experiment.rules).items()}
+    rules_committed = file_committed(experiment.rules_file) if rules else None
     if mode == "resume":
         config = read_json(work / "config.json")
         config.setdefault("resumed", []).append(
@@ -209,6 +213,7 @@ def _execute(
         (work / "manifest.json").unlink(missing_ok=True)  # the run is in progress again
         config["plumbing_check"] = plumbing
         config["out"] = str(out)  # where it is now (the report's regenerate line names it)
+        config["rules"], config["rules_committed"] = rules, rules_committed
     else:
         config = {
             "experiment": experiment.name, "title": experiment.title,
@@ -217,7 +222,7 @@ def _execute(
             "overrides": overrides, "seed": seed, "device": device, "threads": threads,
             "plumbing_check": plumbing,
             "estimated_cpu_seconds": round(estimate, 1) if math.isfinite(estimate) else None,
-            "out": str(out),
+            "out": str(out), "rules": rules, "rules_committed": rules_committed,
             "created": _now(), "command": command, **env,
         }
     write_json(work / "config.json", config)
@@ -261,6 +266,7 @@ def _execute(
         if not isinstance(v, Verdict) or v.verdict not in VERDICTS:
             raise TypeError(f"{experiment.name}: verdicts() must return Verdict objects with "
                             f"a verdict in {list(VERDICTS)}, got {v!r}")
+    verdicts = [dataclasses.replace(v, rule=rules.get(v.claim)) for v in verdicts]
     if plumbing:  # smoke sizes are no evidence: no claim is assessed
         verdicts = [dataclasses.replace(v, verdict=NOT_ASSESSED, smoke_rule_outcome=v.verdict)
                     for v in verdicts]

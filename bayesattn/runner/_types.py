@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from bayesattn._text import short_path
 
+from ._rules import Rule, check_rules
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -111,6 +113,8 @@ class Verdict:
             the claim's decision rule returned on the run's smoke-size numbers. It is not
             a verdict (smoke sizes are no evidence); it is kept so that tests can check
             the verdict plumbing. None otherwise.
+        rule: ``{version, kind, sha256}`` of the rule that decided it (set by the runner
+            from the experiment's ``rules``); None when the experiment states none.
     """
 
     claim: str
@@ -120,6 +124,7 @@ class Verdict:
     verdict: str
     numbers: Mapping[str, float] = field(default_factory=dict)
     smoke_rule_outcome: str | None = None
+    rule: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("claim", "statement", "expected", "measured", "verdict"):
@@ -160,6 +165,8 @@ class Verdict:
         }
         if self.smoke_rule_outcome is not None:
             data["smoke_rule_outcome"] = self.smoke_rule_outcome
+        if self.rule is not None:
+            data["rule"] = dict(self.rule)
         return data
 
     @classmethod
@@ -169,7 +176,7 @@ class Verdict:
         return cls(
             claim=data["claim"], statement=data["statement"], expected=data["expected"],
             measured=data["measured"], verdict=data["verdict"], numbers=numbers,
-            smoke_rule_outcome=data.get("smoke_rule_outcome"),
+            smoke_rule_outcome=data.get("smoke_rule_outcome"), rule=data.get("rule"),
         )
 
 
@@ -205,6 +212,10 @@ class Experiment:
             for, in units the experiment chooses (e.g. token-passes through its networks);
             with measured smoke and quick times it gives
             :func:`~bayesattn.experiments.estimate_cpu_seconds`.
+        rules: The decision rules of its claims (:class:`~bayesattn.runner.Rule`, every
+            version); a run records the latest of each and the report checks it.
+        rules_file: The file that states ``rules`` (a run records whether it was
+            committed to git when the run started); None when unknown.
     """
 
     name: str
@@ -218,6 +229,8 @@ class Experiment:
     headline: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     convergence: Callable[[pd.DataFrame, dict[str, Any]], pd.DataFrame] | None = None
     work: Callable[[dict[str, Any]], float] | None = None
+    rules: tuple[Rule, ...] = ()
+    rules_file: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not EXPERIMENT_NAME.match(self.name):
@@ -256,6 +269,7 @@ class Experiment:
         for opt in ("figures", "headline", "convergence", "work"):
             if getattr(self, opt) is not None and not callable(getattr(self, opt)):
                 raise TypeError(f"{where}: {opt} must be callable or None")
+        object.__setattr__(self, "rules", check_rules(self.rules, claims, where))
 
     @classmethod
     def from_parts(cls, package: str, *, name: str, title: str, claims: tuple[str, ...],
@@ -265,7 +279,7 @@ class Experiment:
         ``package`` (pass ``__name__`` from the package's ``__init__``) has the modules
         ``presets`` (``PRESETS``, optionally ``work``), ``stages`` (one function per stage,
         named like the stage with ``-`` as ``_``), ``claims`` (``verdicts``, optionally
-        ``headline`` and ``convergence``) and optionally ``figures`` (``make``). The
+        ``RULES``, ``headline`` and ``convergence``) and optionally ``figures`` (``make``). The
         package's docstring, after its first paragraph, is the description.
 
         Raises:
@@ -292,6 +306,8 @@ class Experiment:
             headline=getattr(rules, "headline", None),
             convergence=getattr(rules, "convergence", None),
             work=getattr(presets, "work", None),
+            rules=tuple(getattr(rules, "RULES", ())),
+            rules_file=getattr(rules, "__file__", None),
         )
 
     @property

@@ -1,12 +1,14 @@
 """What a sweep's runs say together: each claim's verdict per seed, agreement, key numbers.
 
 For every finished run folder of the sweep, each verdict becomes one row of
-``verdicts.csv``. Rows are grouped by (experiment, preset, variant, claim entry) in
-``aggregate.csv``: how many seeds, how many gave each verdict, the most common verdict
-and the fraction of seeds that agree with it, and the key number (the first entry of the
-verdict's ``numbers``) as median, min and max over seeds with its mean and a Student-t
-95% interval over seeds (the interval includes training randomness: each seed trains
-its own networks and draws its own test data).
+``verdicts.csv``, with the version and kind of the rule that decided it and whether the
+rules were committed before the run (see :class:`bayesattn.runner.Rule`). Rows are
+grouped by (experiment, preset, variant, claim entry) in ``aggregate.csv``: how many
+seeds, how many gave each verdict, the most common verdict and the fraction of seeds
+that agree with it, and the key number (the first entry of the verdict's ``numbers``) as
+median, min and max over seeds with its mean and a Student-t 95% interval over seeds
+(the interval includes training randomness: each seed trains its own networks and draws
+its own test data).
 
 An experiment that reports the same claim several times (e.g. once per model) gives
 entries ``P12``, ``P12 (2)``, ``P12 (3)`` in the order of its verdicts.
@@ -27,10 +29,10 @@ from ._grid import Job
 
 VERDICT_ORDER = (*VERDICTS, NOT_ASSESSED)
 SEED_COLUMNS = ("experiment", "preset", "variant", "seed", "entry", "claim", "verdict",
-                "key", "key_value")
-AGGREGATE_COLUMNS = ("experiment", "preset", "variant", "entry", "claim", "seeds",
-                     "majority", "agreement", *VERDICT_ORDER, "key", "key_median", "key_min",
-                     "key_max", "key_mean", "key_ci_low", "key_ci_high")
+                "key", "key_value", "rule_version", "rule_kind", "rules_committed")
+AGGREGATE_COLUMNS = ("experiment", "preset", "variant", "entry", "claim", "rule", "kind",
+                     "seeds", "majority", "agreement", *VERDICT_ORDER, "key", "key_median",
+                     "key_min", "key_max", "key_mean", "key_ci_low", "key_ci_high")
 
 
 def seed_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
@@ -38,7 +40,7 @@ def seed_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
     rows = []
     for job in jobs:
         try:
-            _, _, verdicts = load_run(runs / job.folder)
+            config, _, verdicts = load_run(runs / job.folder)
         except NotARunFolderError:
             continue
         seen: Counter[str] = Counter()
@@ -49,7 +51,10 @@ def seed_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
             rows.append({"experiment": job.experiment, "preset": job.preset,
                          "variant": job.variant, "seed": job.seed, "entry": entry,
                          "claim": v.claim, "verdict": v.verdict, "key": key,
-                         "key_value": float(value)})
+                         "key_value": float(value),
+                         "rule_version": (v.rule or {}).get("version"),
+                         "rule_kind": (v.rule or {}).get("kind"),
+                         "rules_committed": config.get("rules_committed")})
     return rows
 
 
@@ -76,9 +81,14 @@ def aggregate_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             stats = (median, ordered[0], ordered[-1], est.value, est.ci_low, est.ci_high)
         else:
             stats = (nan,) * 6
+        versions = sorted({r.get("rule_version") for r in members},
+                          key=lambda v: (v is None, v))
         out.append({
             "experiment": experiment, "preset": preset, "variant": variant, "entry": entry,
-            "claim": members[0]["claim"], "seeds": len(members), "majority": majority,
+            "claim": members[0]["claim"],
+            "rule": ", ".join("none" if v is None else f"v{v}" for v in versions),
+            "kind": members[0].get("rule_kind") or "",
+            "seeds": len(members), "majority": majority,
             "agreement": top / len(members),
             **{v: counts.get(v, 0) for v in VERDICT_ORDER},
             "key": members[0]["key"],

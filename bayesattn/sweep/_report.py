@@ -87,10 +87,11 @@ def render(
             "reports, as median [min, max] over seeds, and its mean with a Student-t 95% "
             "interval over seeds (training randomness included).", "",
             markdown_table(
-                ["claim", "experiment", "preset", "overrides", "seeds", "majority",
+                ["claim", "experiment", "preset", "overrides", "rule", "seeds", "majority",
                  "agreement", "verdicts", "key number", "median [min, max]",
                  "mean [t 95% CI]"],
-                [[a["entry"], a["experiment"], a["preset"], a["variant"], a["seeds"],
+                [[a["entry"], a["experiment"], a["preset"], a["variant"],
+                  a["rule"] + (" (sanity)" if a["kind"] == "sanity" else ""), a["seeds"],
                   a["majority"], f"{a['agreement']:.0%}",
                   ", ".join(f"{a[v]} {v}" for v in VERDICT_ORDER if a[v]),
                   a["key"] or "n/a",

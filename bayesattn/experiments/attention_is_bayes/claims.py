@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bayesattn.runner import (
+    Rule,
     Verdict,
     ci_numbers,
     ci_text,
@@ -28,6 +29,35 @@ from .presets import (
     SOFTMAX_FIXED,
     SOFTMAX_SHRINK,
     silverman_bandwidth,
+)
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="P5", version=1, kind="test",
+        measures=("each readout's distance from the exact predictive mean, in units of "
+                  "the exact predictive sd."),
+        decision=("The verdict is supported when CME attention stays within 1e-8 "
+                  "predictive sd for every query, sequence and L, and the log-log slope "
+                  "of the fixed-bandwidth softmax error has a 95% CI below 0. It is not "
+                  "supported if CME misses the tolerance or the softmax slope is "
+                  "positive."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+    Rule(
+        claim="P6", version=1, kind="test",
+        measures=("the RMS of ‖softmax − CME‖ over queries, in prior sd, with softmax "
+                  "using the GP's own kernel (h = lengthscale)."),
+        decision=("The verdict follows the sign of the 95% CI of its log-log slope in "
+                  "L: supported below 0, not supported above 0. The floor is reported, "
+                  "and a variant whose bandwidth shrinks with L is shown beside it."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
 )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bayesattn.runner import (
+    Rule,
     Verdict,
     ci_numbers,
     ci_text,
@@ -25,6 +26,37 @@ from .presets import BASELINES, CLAIMED, REFERENCE, RELATIVE, TOLERANCE_FRACTION
 # ----------------------------------------------------------------------------- verdicts
 def _num(prefix: str, est) -> dict:
     return {f"{prefix}{'' if k == 'value' else '_' + k}": v for k, v in ci_numbers(est).items()}
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="E7", version=1, kind="test",
+        measures="the MSE to the exact posterior mean at each test L > 64.",
+        decision=("The verdict is supported when, at every such L, bilateral beats both "
+                  "\"none\" and \"sinusoidal\", both in MSE and in how much the MSE grew "
+                  "from L = 64 (paired CIs below 0). It is not supported if either "
+                  "baseline is significantly better somewhere. ALiBi and "
+                  "bilateral-distance are reported but do not enter the decision."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+    Rule(
+        claim="E8", version=1, kind="test",
+        measures=("this uses the bilateral net's last-layer, head-averaged rows at the "
+                  "first attention length. Each row is compared with its row of the "
+                  "exact co-segmentation, normalised. Two paired differences against "
+                  "the net's own spatial factor at its learned bandwidths decide: the "
+                  "difference in Spearman correlation and the difference in KL."),
+        decision=("The verdict is supported if the correlation gain is above 0 and the "
+                  "KL change is below 0. It is not supported if either goes the other "
+                  "way."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+)
 
 
 def _side(est) -> int:

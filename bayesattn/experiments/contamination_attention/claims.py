@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bayesattn.runner import Verdict, ci_numbers, ci_text, pick
+from bayesattn.runner import Rule, Verdict, ci_numbers, ci_text, pick
 from bayesattn.runner import stage_frame as _frame
 
 from .presets import DISTANCE_TYPE, KERNELS, KINDS, UNIFORM, chosen_params
@@ -15,6 +15,24 @@ from .presets import DISTANCE_TYPE, KERNELS, KINDS, UNIFORM, chosen_params
 def _params_text(tune: pd.DataFrame, model: str, name: str) -> str:
     th = chosen_params(tune, model, name)
     return ", ".join(f"{k}={'inf' if v is None else f'{v:g}'}" for k, v in th.items())
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="E5", version=1, kind="test",
+        measures=("the degradation of each kernel, i.e. TV to the exact ε-model "
+                  "posterior at the largest ε minus the same at ε = 0, per sequence, "
+                  "paired against softmax."),
+        decision=("The verdict is supported when, in each of the four (model, kind) "
+                  "cells, the kernel that degrades least is distance-type and "
+                  "significantly better than softmax. It is not supported if softmax is "
+                  "significantly better in some cell."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+)
 
 
 def headline(results: pd.DataFrame) -> pd.DataFrame:

@@ -5,10 +5,27 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bayesattn.runner import Verdict, ci_numbers, ci_text, pick
+from bayesattn.runner import Rule, Verdict, ci_numbers, ci_text, pick
 from bayesattn.runner import stage_frame as _frame
 
 from .presets import BILATERAL, FAMILIES, FILTERS, METRICS, OTHERS, REFERENCE, chosen_params
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="E1", version=1, kind="test",
+        measures=("the MSE to the clean signal, plus paired bootstrap CIs of "
+                  "MSE(bilateral-type) − MSE(other)."),
+        decision=("The verdict is supported when, on both signal families, a "
+                  "bilateral-type filter has the lowest MSE and is significantly better "
+                  "than every non-bilateral filter. It is not supported if some "
+                  "non-bilateral filter is significantly better on either family."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+)
 
 
 def _cell(r, fmt="{:.3g}") -> str:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bayesattn.runner import (
+    Rule,
     Verdict,
     ci_numbers,
     ci_text,
@@ -28,6 +29,22 @@ from .presets import (
     REFERENCES,
     TOLERANCE_FRACTION,
     VARIANTS,
+)
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="E2", version=1, kind="test",
+        measures=("the paired per-image difference MSE(best bilateral variant) − "
+                  "MSE(SA+PE), with training seeds pooled."),
+        decision=("The verdict is supported if the CI's upper end is below 0.02 × "
+                  "MSE(SA+PE) (non-inferiority) and its lower end is ≤ 0. It is not "
+                  "supported if the lower end is above 0."),
+        multiplicity="none",
+        replication=("two training seeds pooled by combine_replicates (normal quantile "
+                     "1.96); intervals over test images and seeds"),
+    ),
 )
 
 

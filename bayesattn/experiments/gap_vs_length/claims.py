@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from bayesattn.runner import (
+    Rule,
     Verdict,
     ci_numbers,
     ci_text,
@@ -19,6 +20,50 @@ from bayesattn.runner import (
 from bayesattn.runner import stage_frame as _frame
 
 from .presets import GIVEN_L_TOLERANCE, MODEL
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="P4", version=1, kind="test",
+        measures=("the log-log slope of mean KL(exact ‖ q) against L inside the "
+                  "training range [8, 64], for a Set Transformer that is told L."),
+        decision=("The verdict is supported if the slope's 95% CI lies below 0. It is "
+                  "inconclusive when the net is within 0.005 nats of its floor 0 at "
+                  "every trained L, because then there is no error left to fall. The "
+                  "hard-attention oracle's TV slope is reported alongside."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+    Rule(
+        claim="P12", version=1, kind="test",
+        measures=("the paired difference KL(no L) − KL(given L) at each length outside "
+                  "the training range."),
+        decision="Supported if it is above 0 at every one of those lengths.",
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+    Rule(
+        claim="P13", version=1, kind="test",
+        measures=("the log-log slope of KL(exact ‖ q) over [64, 1024] for the net told "
+                  "L."),
+        decision="The verdict follows the sign of the 95% CI: supported below 0.",
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+    Rule(
+        claim="P14", version=1, kind="test",
+        measures="|mean H(q) − mean H(exact)| / log K at each trained L.",
+        decision=("The verdict is supported if this is ≤ 0.05 at every L in the "
+                  "training range, and not supported otherwise."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+)
 
 
 def headline(results: pd.DataFrame) -> pd.DataFrame:

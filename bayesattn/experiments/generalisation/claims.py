@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayesattn.runner import Verdict, ci_text
+from bayesattn.runner import Rule, Verdict, ci_text
 from bayesattn.runner import stage_frame as _frame
 
 from .presets import FLAT_BAND, MIN_POINTS, N_SLOPE_MAX, PRIMARY, RESOLVED_Z, slope_rows
@@ -34,6 +34,33 @@ def band_verdict(slopes: pd.DataFrame, *, low: float, high: float) -> tuple[str,
         return "not supported", counts
     return "inconclusive", counts
 
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="P7", version=1, kind="test",
+        measures=("at each N, the log-log slope of the gap (test NLL − training NLL) "
+                  "against L."),
+        decision=("The verdict is supported when every slope's 95% CI lies inside "
+                  "[-0.1, 0.1]. It is not supported when the CI lies outside that band "
+                  "at a majority of the N. Only gaps more than 2 standard errors above "
+                  "0 enter a fit, and a fit needs at least 3 of them."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+    Rule(
+        claim="P8", version=1, kind="test",
+        measures="at each L, the log-log slope of the gap against N.",
+        decision=("The verdict is supported when the CI's upper end is below -0.25 at "
+                  "every L. It is not supported when the CI's lower end is above -0.25 "
+                  "at a majority of the L."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+)
 
 
 def _listing(slopes: pd.DataFrame, by: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bayesattn.runner import (
+    Rule,
     Verdict,
     ci_numbers,
     ci_text,
@@ -33,6 +34,24 @@ def headline(results: pd.DataFrame) -> pd.DataFrame:
     table = table.fillna("").reset_index()
     table["heads"] = [int(h) if h > 0 else "-" for h in table["heads"]]
     return table
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="P11", version=1, kind="test",
+        measures=("mean KL(exact ‖ q) for configurations below s, between s and 2s, and "
+                  "at 2s or more (paired bootstrap ratios)."),
+        decision=("For each model the verdict is supported when three conditions hold: "
+                  "the drop ratio KL(below s) / KL(s to 2s) has a CI lower end ≥ 3, "
+                  "every configuration below s is separated from every configuration at "
+                  "or above s, and the further ratio beyond 2s stays below the drop. It "
+                  "is not supported if the drop's CI upper end is below 3."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+)
 
 
 def model_verdict(drop, above, separation) -> str:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from bayesattn.runner import (
+    Rule,
     Verdict,
     ci_numbers,
     ci_text,
@@ -18,6 +19,26 @@ from bayesattn.runner import (
 
 from .presets import CONVERGENCE_TOLERANCE, COVERAGE_TOL, HEADS, MODELS, NETS, VR_TOL
 from .presets import frame as _frame
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="P12", version=1, kind="test",
+        measures=("two verdicts per model. Calibration: at the smallest L (2), the "
+                  "variance ratio q / exact and the 50 / 80 / 95% coverage. "
+                  "Amortization gap: the paired difference, without L minus given L, of "
+                  "the gap to the best member of the head family at L = 2."),
+        decision=("Calibration: supported if the net without L is miscalibrated and the "
+                  "net given L is calibrated; not supported if the net without L is "
+                  "calibrated. \"Calibrated\" means a variance-ratio CI inside [0.8, "
+                  "1.25] and every coverage CI reaching its nominal level ± 0.05. "
+                  "Amortization gap: supported if it is above 0 on both models."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+)
 
 
 def classify(vr: dict | pd.Series | None, coverage: pd.DataFrame) -> str:

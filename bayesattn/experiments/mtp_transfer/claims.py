@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bayesattn.runner import Verdict, ci_numbers, ci_text, combine_replicates, pick
+from bayesattn.runner import Rule, Verdict, ci_numbers, ci_text, combine_replicates, pick
 from bayesattn.runner import stage_frame as _frame
 
 from .presets import (
@@ -26,6 +26,39 @@ from .presets import (
 # ------------------------------------------------------------------ verdicts
 def _fmt(est, fmt="{:.3g}") -> str:
     return ci_text(est, fmt)
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="P9", version=1, kind="test",
+        measures=("the bound's slack. That is the downstream excess, minus the linear "
+                  "probe's own floor, minus κ₂ × the pretext excess (constant C = 1)."),
+        decision=("The verdict is supported when two conditions hold: the slack's 95% "
+                  "CI is below 0 at every κ₂, and the ratio (downstream net of floor / "
+                  "pretext) rises with κ₂ (Spearman CI above 0, with every pretext "
+                  "excess resolved from 0). It is not supported if some slack CI lies "
+                  "above 0 or the correlation is negative."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+    Rule(
+        claim="P10", version=1, kind="test",
+        measures=("the downstream excess risk against the number of pretraining sets N, "
+                  "read out in two ways: an MLP on the pretext predictive, and a linear "
+                  "probe on the pooled representation."),
+        decision=("Each readout gets its own verdict. It is supported when two "
+                  "conditions hold. First, the coarse pretext keeps an excess whose CI "
+                  "is above 0 at the largest N, with a tail slope whose CI lower end is "
+                  "above -0.15. Second, full MTP decays (slope CI below 0) to less than "
+                  "half the coarse excess. It is not supported if the coarse excess "
+                  "decays, the full excess rises, or full is not below coarse."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+)
 
 
 def p9_verdict(summary: pd.DataFrame) -> Verdict:

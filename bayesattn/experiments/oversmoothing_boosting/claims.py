@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bayesattn.runner import Verdict, ci_numbers, ci_text, pick
+from bayesattn.runner import Rule, Verdict, ci_numbers, ci_text, pick
 from bayesattn.runner import stage_frame as _frame
 
 from .presets import (
@@ -15,6 +15,36 @@ from .presets import (
     SCOPE_FILTERS,
     SHRINK_FILTERS,
     VARIANTS,
+)
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="E3", version=1, kind="test",
+        measures=("at the largest depth, the mean pairwise cosine similarity of the "
+                  "tokens and the effective rank of the token matrix."),
+        decision=("The verdict is supported when the plain stack collapses (cosine CI ≥ "
+                  "0.99 and rank CI ≤ 1.05) while every other stack clearly does not. "
+                  "It is not supported if the plain stack does not collapse, or if "
+                  "every stack does."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+    Rule(
+        claim="E4", version=1, kind="test",
+        measures=("α, β and the SNR gain, computed exactly for linear filters (the "
+                  "exact smoother, mismatched smoothers, a high-pass filter) and per "
+                  "sequence for a data-dependent attention filter, over a sweep of "
+                  "kernels, lengthscales and noise levels."),
+        decision=("The verdict is supported only if the \"iff\" holds in every case. The "
+                  "Bayesian identities for twicing and the residual are checked "
+                  "numerically along the way."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
 )
 
 

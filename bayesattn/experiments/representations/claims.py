@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayesattn.runner import Verdict, ci_numbers, ci_text, pick
+from bayesattn.runner import Rule, Verdict, ci_numbers, ci_text, pick
 from bayesattn.runner import stage_frame as _frame
 
 from .presets import (
@@ -27,6 +27,51 @@ def headline(results: pd.DataFrame) -> pd.DataFrame:
     table = suf[["model", "representation", "value", "ci_low", "ci_high"]].rename(
         columns={"value": "excess risk [nats]", "ci_low": "95% CI low", "ci_high": "95% CI high"})
     return table.reset_index(drop=True)
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="P1", version=1, kind="test",
+        measures=("the excess risk of a probe fitted on frozen features, in nats above "
+                  "the exact Bayes risk."),
+        decision=("For each model the verdict is supported when three conditions hold: "
+                  "the exact-posterior control stays below 0.02 nats (upper end of its "
+                  "CI), the first-token control is above 0, and the trained net's "
+                  "excess falls from the smallest to the largest N (paired CI above 0). "
+                  "It is not supported if the first token is not worse than Bayes or "
+                  "the excess rises with N."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+    Rule(
+        claim="P2", version=1, kind="test",
+        measures=("a ratio of mean distances between representations: pairs of sets "
+                  "with equal statistics, over independent sets of the same lengths "
+                  "(paired bootstrap CI)."),
+        decision=("The verdict is supported when, on every model, the MTP-trained Set "
+                  "Transformer's ratio is below 0.1 and also below the same network at "
+                  "initialisation. It is not supported if the ratio lies above 0.1 on "
+                  "any model. The controls must separate (exact posterior < 0.1 < "
+                  "sorted tokens); if they do not, the verdict is inconclusive."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+    Rule(
+        claim="P3", version=1, kind="test",
+        measures=("the largest relative change of the pooled representation when the "
+                  "tokens are permuted (padding moves with its mask)."),
+        decision=("The verdict is supported when that change is ≤ 1e-5 for every "
+                  "encoder family and model, while every order-dependent control (the "
+                  "first token, a net with sinusoidal positions) changes by ≥ 1e-3. It "
+                  "is not supported if any encoder exceeds 1e-5."),
+        multiplicity="none",
+        replication=("one run seed; intervals over test sequences only (no training "
+                     "randomness)"),
+    ),
+)
 
 
 def primary_probe(frame: pd.DataFrame) -> str:

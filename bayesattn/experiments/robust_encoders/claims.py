@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from bayesattn.runner import (
+    Rule,
     Verdict,
     ci_numbers,
     ci_text,
@@ -24,6 +25,24 @@ from .presets import (
     pooled_rows,
     regime_name,
     test_lengths,
+)
+
+#: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
+#: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
+RULES = (
+    Rule(
+        claim="E6", version=1, kind="test",
+        measures=("one verdict per variant. The contrast is the variant's degradation "
+                  "minus the standard encoder's, in KL to the exact ε-model posterior, "
+                  "paired over sequences. It is computed for outliers and swaps at L = "
+                  "16 and 64, plus a length contrast."),
+        decision=("The verdict is supported if some contrast CI lies below 0 and none "
+                  "above. It is not supported if some lies above 0 and none below. It "
+                  "is inconclusive if the contrasts are mixed or none is decisive."),
+        multiplicity="none",
+        replication=("three training seeds pooled by combine_replicates (normal "
+                     "quantile 1.96); intervals over test sequences and seeds"),
+    ),
 )
 
 

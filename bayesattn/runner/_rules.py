@@ -1,0 +1,155 @@
+"""Decision rules as data: versioned, hashed, recorded with every run, checked by the report.
+
+A claim's verdict is only as good as the rule that decided it, and a rule chosen after
+seeing the data decides nothing. So each experiment states its rules as :class:`Rule`
+objects (``RULES`` in its ``claims`` module), one per claim and version. A run records
+the version and SHA-256 of every rule it applied in ``config.json``, and whether the file
+that states them was committed to git when the run started. The report then refuses to
+call a verdict whose rule has changed since the run ("stale") and marks one decided by
+uncommitted rules as provisional: a rule must be committed *before* the runs it decides.
+
+``docs/rules.md`` is :func:`rules_markdown` of the registered experiments (a test keeps
+it so), and ``bayesattn rules`` prints it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+#: What a rule is: a test of the claim, or a sanity check that holds by construction and
+#: guards the pipeline (it never counts as support for the claim).
+RULE_KINDS = ("test", "sanity")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One version of the rule that decides one claim.
+
+    Args:
+        claim: Claim id (``"P4"``).
+        version: 1, 2, ...: a rule changed after its data is a new version.
+        kind: ``"test"`` (tests the claim) or ``"sanity"`` (true by construction).
+        measures: What is measured, in which units, on what.
+        decision: When the verdict is supported, not supported and inconclusive.
+        multiplicity: How several cells or candidates are combined (correction used).
+        replication: Seeds, budgets and sizes the verdict rests on.
+    """
+
+    claim: str
+    version: int
+    kind: str
+    measures: str
+    decision: str
+    multiplicity: str = "one estimate decides; no correction"
+    replication: str = "one run seed"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.claim, str) or not self.claim.strip():
+            raise ValueError(f"Rule.claim must name a claim, e.g. 'P4'; got {self.claim!r}")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise ValueError(f"Rule.version must be an integer >= 1; got {self.version!r}")
+        if self.kind not in RULE_KINDS:
+            raise ValueError(f"Rule.kind must be one of {RULE_KINDS}; got {self.kind!r}")
+        for name in ("measures", "decision", "multiplicity", "replication"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"Rule.{name} must be a non-empty text; got {value!r}")
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the rule's fields (canonical JSON, whitespace runs collapsed)."""
+        fields = {k: " ".join(v.split()) if isinstance(v, str) else v
+                  for k, v in asdict(self).items()}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+    def record(self) -> dict[str, Any]:
+        """What a run records of the rule: ``{version, kind, sha256}``."""
+        return {"version": self.version, "kind": self.kind, "sha256": self.sha256}
+
+
+def check_rules(rules: Iterable[Rule], claims: Sequence[str], where: str) -> tuple[Rule, ...]:
+    """``rules`` as a tuple, refused unless each is a Rule of one of ``claims`` and no
+    (claim, version) appears twice."""
+    rules = tuple(rules)
+    seen = set()
+    for rule in rules:
+        if not isinstance(rule, Rule):
+            raise TypeError(f"{where}: rules must be Rule objects; got {rule!r}")
+        if rule.claim not in claims:
+            raise ValueError(f"{where}: a rule for claim {rule.claim!r}, which the experiment "
+                             f"does not test (its claims: {', '.join(claims)})")
+        if (rule.claim, rule.version) in seen:
+            raise ValueError(f"{where}: two rules for {rule.claim} version {rule.version}")
+        seen.add((rule.claim, rule.version))
+    return rules
+
+
+def current(rules: Iterable[Rule]) -> dict[str, Rule]:
+    """Claim -> its latest rule (highest version)."""
+    latest: dict[str, Rule] = {}
+    for rule in rules:
+        if rule.claim not in latest or rule.version > latest[rule.claim].version:
+            latest[rule.claim] = rule
+    return latest
+
+
+def rule_status(recorded: Mapping[str, Any] | None, now: Rule | None,
+                committed: bool | None) -> str:
+    """How a verdict stands against today's rules:
+
+    - ``""``: no rule then and none now (the experiment states no rules);
+    - ``"stale"``: today's rule differs from the one that decided it (or one exists now
+      and none was recorded, or none exists any more);
+    - ``"provisional"``: same rule, but its file was not committed when the run started;
+    - ``"current"``: same rule, committed before the run (or no git checkout to ask).
+    """
+    if not recorded:
+        return "" if now is None else "stale"
+    if now is None or now.sha256 != recorded.get("sha256"):
+        return "stale"
+    if committed is False:
+        return "provisional"
+    return "current"
+
+
+def rules_markdown(experiments: Iterable[Any]) -> str:
+    """``docs/rules.md``: every registered experiment's rules, latest version first."""
+    lines = [
+        "# Decision rules",
+        "",
+        "Every claim's verdict is decided by a versioned rule, stated in its experiment's",
+        "`claims.py` (`RULES`) and printed here by `bayesattn rules` (a test keeps this page",
+        "equal to that output). A run records each rule's version and SHA-256 in",
+        "`config.json`, and whether the rules were committed to git when it started. Its",
+        "report calls a verdict *stale* when the rule has changed since the run, and",
+        "*provisional* when the rules were not committed before it: a rule must be",
+        "committed before the runs that decide it. A *sanity* rule checks something that",
+        "holds by construction; it guards the pipeline and never counts as support.",
+        "",
+    ]
+    for experiment in experiments:
+        rules = getattr(experiment, "rules", ())
+        if not rules:
+            continue
+        lines += [f"## `{experiment.name}`", ""]
+        for claim in experiment.claims:
+            versions = sorted((r for r in rules if r.claim == claim),
+                              key=lambda r: -r.version)
+            for i, rule in enumerate(versions):
+                state = "current" if i == 0 else "superseded"
+                lines += [
+                    f"### {claim}, rule v{rule.version} ({state}; "
+                    f"{'test of the claim' if rule.kind == 'test' else 'sanity check'})",
+                    "",
+                    f"- **Measures:** {' '.join(rule.measures.split())}",
+                    f"- **Decides:** {' '.join(rule.decision.split())}",
+                    f"- **Multiplicity:** {' '.join(rule.multiplicity.split())}",
+                    f"- **Replication:** {' '.join(rule.replication.split())}",
+                    f"- **SHA-256:** `{rule.sha256[:16]}`",
+                    "",
+                ]
+    return "\n".join(lines).rstrip() + "\n"
