@@ -216,6 +216,11 @@ class Experiment:
             version); a run records the latest of each and the report checks it.
         rules_file: The file that states ``rules`` (a run records whether it was
             committed to git when the run started); None when unknown.
+        pooled_verdicts: Optional ``pooled_verdicts(results, params) -> list[Verdict]``:
+            the verdicts decided from several runs of one setting together (``bayesattn
+            sweep`` calls it with every finished seed's ``results.csv`` stacked, a ``seed``
+            column first), so that a rule can pool seeds (a Student-t interval over
+            seeds, a two-level bootstrap) instead of reading one seed.
     """
 
     name: str
@@ -231,6 +236,7 @@ class Experiment:
     work: Callable[[dict[str, Any]], float] | None = None
     rules: tuple[Rule, ...] = ()
     rules_file: str | None = None
+    pooled_verdicts: Callable[[pd.DataFrame, dict[str, Any]], list[Verdict]] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not EXPERIMENT_NAME.match(self.name):
@@ -266,7 +272,7 @@ class Experiment:
         object.__setattr__(self, "presets", MappingProxyType(presets))
         if not callable(self.verdicts):
             raise TypeError(f"{where}: verdicts must be callable (results, params) -> [Verdict]")
-        for opt in ("figures", "headline", "convergence", "work"):
+        for opt in ("figures", "headline", "convergence", "work", "pooled_verdicts"):
             if getattr(self, opt) is not None and not callable(getattr(self, opt)):
                 raise TypeError(f"{where}: {opt} must be callable or None")
         object.__setattr__(self, "rules", check_rules(self.rules, claims, where))
@@ -279,7 +285,8 @@ class Experiment:
         ``package`` (pass ``__name__`` from the package's ``__init__``) has the modules
         ``presets`` (``PRESETS``, optionally ``work``), ``stages`` (one function per stage,
         named like the stage with ``-`` as ``_``), ``claims`` (``verdicts``, optionally
-        ``RULES``, ``headline`` and ``convergence``) and optionally ``figures`` (``make``). The
+        ``RULES``, ``pooled_verdicts``, ``headline`` and ``convergence``) and optionally
+        ``figures`` (``make``). The
         package's docstring, after its first paragraph, is the description.
 
         Raises:
@@ -308,6 +315,7 @@ class Experiment:
             work=getattr(presets, "work", None),
             rules=tuple(getattr(rules, "RULES", ())),
             rules_file=getattr(rules, "__file__", None),
+            pooled_verdicts=getattr(rules, "pooled_verdicts", None),
         )
 
     @property

@@ -20,6 +20,8 @@ Sweep folder::
     aggregate.csv    per claim and setting: verdict counts, the most common verdict and
                      the seeds' agreement with it, the key number's median/min/max and
                      its mean with a Student-t 95% interval over seeds
+    pooled.csv       per claim and setting, the verdict decided from all seeds together
+                     (experiments whose claims define ``pooled_verdicts``)
     figures/verdicts-by-seed.png|svg    claims x seeds, coloured by verdict
     report.md
 
@@ -34,10 +36,10 @@ Example::
 
 from __future__ import annotations
 
-from ._aggregate import aggregate_rows, seed_rows
+from ._aggregate import aggregate_rows, pooled_rows, seed_rows
 from ._execute import EXECUTORS, Outcome
 from ._grid import Job, expand, parse_seeds
 from ._sweep import SweepResult, sweep
 
 __all__ = ["EXECUTORS", "Job", "Outcome", "SweepResult", "aggregate_rows", "expand",
-           "parse_seeds", "seed_rows", "sweep"]
+           "parse_seeds", "pooled_rows", "seed_rows", "sweep"]

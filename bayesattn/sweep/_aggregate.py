@@ -12,10 +12,17 @@ its own test data).
 
 An experiment that reports the same claim several times (e.g. once per model) gives
 entries ``P12``, ``P12 (2)``, ``P12 (3)`` in the order of its verdicts.
+
+An experiment whose claims module defines ``pooled_verdicts(results, params)`` also
+decides its claims from all seeds of a setting together (:func:`pooled_rows`,
+``pooled.csv``): the finished seeds' ``results.csv`` are stacked with a ``seed`` column
+first. Such a verdict carries today's rule, and it is *stale* when a run applied another
+version of that rule, *provisional* when a run's rules were not committed first.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -23,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from bayesattn.metrics import seed_interval
-from bayesattn.runner import NOT_ASSESSED, VERDICTS, NotARunFolderError, load_run
+from bayesattn.runner import (
+    NOT_ASSESSED,
+    VERDICTS,
+    NotARunFolderError,
+    get,
+    load_run,
+    rule_status,
+)
 
 from ._grid import Job
 
@@ -33,6 +47,8 @@ SEED_COLUMNS = ("experiment", "preset", "variant", "seed", "entry", "claim", "ve
 AGGREGATE_COLUMNS = ("experiment", "preset", "variant", "entry", "claim", "rule", "kind",
                      "seeds", "majority", "agreement", *VERDICT_ORDER, "key", "key_median",
                      "key_min", "key_max", "key_mean", "key_ci_low", "key_ci_high")
+POOLED_COLUMNS = ("experiment", "preset", "variant", "seeds", "claim", "verdict", "status",
+                  "rule_version", "rule_kind", "statement", "measured", "numbers")
 
 
 def seed_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
@@ -96,3 +112,52 @@ def aggregate_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                         "key_ci_high"), stats, strict=True)),
         })
     return out
+
+
+def pooled_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    """Verdicts decided from all finished seeds of each setting together, for experiments
+    that define ``pooled_verdicts`` (plumbing checks, i.e. smoke settings, decide nothing)."""
+    import pandas as pd
+
+    groups: dict[tuple[str, str, str], list[Job]] = {}
+    for job in jobs:
+        groups.setdefault((job.experiment, job.preset, job.variant), []).append(job)
+    rows = []
+    for (name, preset, variant), members in groups.items():
+        experiment = get(name)
+        if experiment.pooled_verdicts is None:
+            continue
+        configs, frames = [], []
+        for job in sorted(members, key=lambda j: j.seed):
+            try:
+                config, results, _ = load_run(runs / job.folder)
+            except NotARunFolderError:
+                continue
+            configs.append(config)
+            frames.append(results.assign(seed=job.seed)[["seed", *results.columns]])
+        if not configs or any(c.get("plumbing_check") for c in configs):
+            continue
+        merged = pd.concat(frames, ignore_index=True)
+        params = dict(configs[0]["params"])
+        latest = {}
+        for r in experiment.rules:  # each claim's latest rule
+            if r.claim not in latest or r.version > latest[r.claim].version:
+                latest[r.claim] = r
+        for v in experiment.pooled_verdicts(merged, params):
+            rule = latest.get(v.claim)
+            statuses = {rule_status((c.get("rules") or {}).get(v.claim), rule,
+                                    c.get("rules_committed")) for c in configs}
+            status = next((s for s in ("stale", "provisional", "current", "")
+                           if s in statuses), "")
+            rows.append({
+                "experiment": name, "preset": preset, "variant": variant,
+                "seeds": len(configs), "claim": v.claim,
+                "verdict": (f"stale: decided ({v.verdict}) under a rule some runs did not "
+                            "apply; rerun them" if status == "stale" else v.verdict),
+                "status": status or "no rules",
+                "rule_version": rule.version if rule else None,
+                "rule_kind": rule.kind if rule else None,
+                "statement": v.statement, "measured": v.measured,
+                "numbers": json.dumps(v.numbers, sort_keys=True),
+            })
+    return rows

@@ -70,6 +70,7 @@ def draw_verdict_grid(seed_rows: Sequence[dict[str, Any]], seeds: Sequence[int],
 def render(
     *, out: Path, aggregate: Sequence[dict[str, Any]], outcomes: Sequence[dict[str, Any]],
     command: Sequence[str], figures: Sequence[Path],
+    pooled: Sequence[dict[str, Any]] = (),
 ) -> str:
     """The text of ``report.md``."""
     done = sum(o["status"] in ("done", "reused") for o in outcomes)
@@ -100,6 +101,23 @@ def render(
                  for a in aggregate]),
             "",
         ]
+    if pooled:
+        lines += [
+            "## Verdicts from all seeds together", "",
+            "Decided by the experiment's `pooled_verdicts` from every finished seed's "
+            "results at once, under today's rule (stale when a run applied another "
+            "version; provisional when a run's rules were not committed first).", "",
+            markdown_table(["claim", "experiment", "preset", "overrides", "seeds", "rule",
+                            "verdict", "measured"],
+                           [[p["claim"], p["experiment"], p["preset"], p["variant"],
+                             p["seeds"],
+                             "" if p["rule_version"] is None else
+                             f"v{p['rule_version']} ({p['rule_kind']})",
+                             p["verdict"] + ("" if p["status"] in ("current", "no rules")
+                                             else f" ({p['status']})"),
+                             p["measured"]] for p in pooled]),
+            "",
+        ]
     for fig in figures:
         if fig.suffix == ".png":
             lines += [f"![{fig.stem}]({fig.relative_to(out).as_posix()})", ""]
@@ -109,6 +127,7 @@ def render(
                                  [[o["folder"], o["status"], _fmt(o["returncode"]), o["log"],
                                    o["message"]] for o in [*failed, *pending]]), ""]
     lines += ["Files: `sweep.json` (the grid), `jobs.csv` (each job's status), "
-              "`verdicts.csv` (claim x seed), `aggregate.csv` (this table), `runs/` (one "
+              "`verdicts.csv` (claim x seed), `aggregate.csv` (the first table), "
+              + ("`pooled.csv` (verdicts from all seeds), " if pooled else "") + "`runs/` (one "
               "run folder per job, as `bayesattn run` writes it), `logs/`.", ""]
     return "\n".join(lines)

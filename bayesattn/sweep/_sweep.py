@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -23,7 +24,14 @@ from bayesattn.runner import (
     write_text,
 )
 
-from ._aggregate import AGGREGATE_COLUMNS, SEED_COLUMNS, aggregate_rows, seed_rows
+from ._aggregate import (
+    AGGREGATE_COLUMNS,
+    POOLED_COLUMNS,
+    SEED_COLUMNS,
+    aggregate_rows,
+    pooled_rows,
+    seed_rows,
+)
 from ._execute import Outcome, execute
 from ._grid import Job, expand
 from ._report import draw_verdict_grid, render
@@ -43,6 +51,8 @@ class SweepResult:
         verdicts: One dict per (finished job, verdict) (``verdicts.csv``).
         aggregate: One dict per claim entry and setting (``aggregate.csv``).
         report: Path of ``report.md``.
+        pooled: One dict per claim and setting decided from all its seeds together
+            (``pooled.csv``; experiments with ``pooled_verdicts`` only).
     """
 
     out: Path
@@ -50,6 +60,7 @@ class SweepResult:
     verdicts: list[dict[str, Any]]
     aggregate: list[dict[str, Any]]
     report: Path
+    pooled: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -218,12 +229,17 @@ def _write_summary(out: Path, todo: list[Job], job_rows: list[dict[str, Any]],
                    command: Sequence[str]) -> SweepResult:
     per_seed = seed_rows(out / "runs", todo)
     agg = aggregate_rows(per_seed)
+    pooled = pooled_rows(out / "runs", todo)
     _write_rows(out / "jobs.csv", job_rows, JOB_COLUMNS)
     _write_rows(out / "verdicts.csv", per_seed, SEED_COLUMNS)
     _write_rows(out / "aggregate.csv", agg, AGGREGATE_COLUMNS)
+    if pooled:
+        _write_rows(out / "pooled.csv", pooled, POOLED_COLUMNS)
+    else:
+        (out / "pooled.csv").unlink(missing_ok=True)
     figures = (draw_verdict_grid(per_seed, [j.seed for j in todo], out / "figures")
                if per_seed else [])
     report = out / "report.md"
-    write_text(report, render(out=out, aggregate=agg, outcomes=job_rows, command=command,
-                              figures=figures))
-    return SweepResult(out, job_rows, per_seed, agg, report)
+    write_text(report, render(out=out, aggregate=agg, pooled=pooled, outcomes=job_rows,
+                              command=command, figures=figures))
+    return SweepResult(out, job_rows, per_seed, agg, report, pooled)

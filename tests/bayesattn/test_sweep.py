@@ -42,10 +42,26 @@ TOY = textwrap.dedent('''
                            "supported", {"finite": 1.0})]
 
 
+    def pooled_verdicts(results, params):
+        from bayesattn.metrics import seed_interval
+
+        means = results.groupby("seed")["value"].mean()
+        est = seed_interval(means.to_numpy())
+        verdict = ("supported" if est.ci_low > 0 else "not supported" if est.ci_high < 0
+                   else "inconclusive")
+        return [ex.Verdict("P3", "The mean is positive.", "positive",
+                           f"{len(means)} seeds: {est.value:.3f} [{est.ci_low:.3f}, "
+                           f"{est.ci_high:.3f}]", verdict,
+                           {"mean": est.value, "ci_low": est.ci_low})]
+
+
     ex.register(ex.Experiment(
         name="toy-sweep", title="toy", claims=("P3",), description="Normal draws.",
         presets={p: {"n": 4, "fail_seed": -1} for p in ("smoke", "quick", "full")},
-        stages=(ex.Stage("draws", draws),), verdicts=verdicts))
+        stages=(ex.Stage("draws", draws),), verdicts=verdicts,
+        pooled_verdicts=pooled_verdicts, rules_file=__file__,
+        rules=(ex.Rule(claim="P3", version=1, kind="test", measures="the mean over seeds",
+                       decision="Student-t interval over seeds above 0"),)))
 ''')
 
 _counter = itertools.count()
@@ -137,6 +153,19 @@ def test_failed_job_is_recorded_and_the_others_finish_as_bayesattn_run_writes_th
     assert (result.out / "figures" / "verdicts-by-seed.png").stat().st_size > 0
     report = result.report.read_text()
     assert "1 failed" in report and job.folder.replace("seed1", "seed2") in report
+    # the claim decided from all finished seeds together, by the experiment's own rule
+    (pooled,) = result.pooled
+    means = [pd.read_csv(result.out / "runs" / Job("toy-sweep", "quick", s, (
+        ("fail_seed", 2),)).folder / "results.csv")["value"].mean() for s in (0, 1, 3)]
+    est = seed_interval(means)
+    assert pooled["seeds"] == 3 and json.loads(pooled["numbers"])["ci_low"] == pytest.approx(
+        est.ci_low)
+    assert pooled["verdict"] == ("supported" if est.ci_low > 0 else "not supported"
+                                 if est.ci_high < 0 else "inconclusive")
+    # the toy's module is not in a git checkout: its rules cannot be checked, not provisional
+    assert pooled["status"] == "current" and pooled["rule_version"] == 1
+    assert "Verdicts from all seeds together" in report
+    assert pd.read_csv(result.out / "pooled.csv").loc[0, "claim"] == "P3"
 
 
 def test_resume_keeps_finished_runs_adds_seeds_and_refuses_other_grids(toy, tmp_path):
