@@ -37,6 +37,8 @@ class Rule:
         decision: When the verdict is supported, not supported and inconclusive.
         multiplicity: How several cells or candidates are combined (correction used).
         replication: Seeds, budgets and sizes the verdict rests on.
+        key: The name, in the verdict's ``numbers``, of the number the rule decides on
+            (what a sweep summarises across seeds); empty: the verdict's first number.
     """
 
     claim: str
@@ -46,6 +48,7 @@ class Rule:
     decision: str
     multiplicity: str = "one estimate decides; no correction"
     replication: str = "one run seed"
+    key: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.claim, str) or not self.claim.strip():
@@ -58,17 +61,23 @@ class Rule:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"Rule.{name} must be a non-empty text; got {value!r}")
+        if not isinstance(self.key, str):
+            raise ValueError(f"Rule.key must name one of the verdict's numbers; got {self.key!r}")
 
     @property
     def sha256(self) -> str:
-        """SHA-256 of the rule's fields (canonical JSON, whitespace runs collapsed)."""
+        """SHA-256 of the rule's fields (canonical JSON, whitespace runs collapsed; an
+        empty ``key`` is left out, so that rules stated before it existed keep their hash)."""
         fields = {k: " ".join(v.split()) if isinstance(v, str) else v
-                  for k, v in asdict(self).items()}
+                  for k, v in asdict(self).items() if not (k == "key" and not v)}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
     def record(self) -> dict[str, Any]:
-        """What a run records of the rule: ``{version, kind, sha256}``."""
-        return {"version": self.version, "kind": self.kind, "sha256": self.sha256}
+        """What a run records of the rule: ``{version, kind, sha256}`` and ``key`` if set."""
+        out = {"version": self.version, "kind": self.kind, "sha256": self.sha256}
+        if self.key:
+            out["key"] = self.key
+        return out
 
 
 def check_rules(rules: Iterable[Rule], claims: Sequence[str], where: str) -> tuple[Rule, ...]:
@@ -149,6 +158,7 @@ def rules_markdown(experiments: Iterable[Any]) -> str:
                     f"- **Decides:** {' '.join(rule.decision.split())}",
                     f"- **Multiplicity:** {' '.join(rule.multiplicity.split())}",
                     f"- **Replication:** {' '.join(rule.replication.split())}",
+                    *([f"- **Key number:** `{rule.key}`"] if rule.key else []),
                     f"- **SHA-256:** `{rule.sha256[:16]}`",
                     "",
                 ]

@@ -5,10 +5,10 @@ For every finished run folder of the sweep, each verdict becomes one row of
 rules were committed before the run (see :class:`bayesattn.runner.Rule`). Rows are
 grouped by (experiment, preset, variant, claim entry) in ``aggregate.csv``: how many
 seeds, how many gave each verdict, the most common verdict and the fraction of seeds
-that agree with it, and the key number (the first entry of the verdict's ``numbers``) as
-median, min and max over seeds with its mean and a Student-t 95% interval over seeds
-(the interval includes training randomness: each seed trains its own networks and draws
-its own test data).
+that agree with it, and the key number (the number its rule names as ``key``, else the
+first entry of the verdict's ``numbers``) as median, min and max over seeds with its
+mean and a Student-t 95% interval over seeds (the interval includes training randomness:
+each seed trains its own networks and draws its own test data).
 
 An experiment that reports the same claim several times (e.g. once per model) gives
 entries ``P12``, ``P12 (2)``, ``P12 (3)`` in the order of its verdicts.
@@ -63,7 +63,9 @@ def seed_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
         for v in verdicts:
             seen[v.claim] += 1
             entry = v.claim if seen[v.claim] == 1 else f"{v.claim} ({seen[v.claim]})"
-            key, value = next(iter(v.numbers.items()), ("", float("nan")))
+            named = (v.rule or {}).get("key")  # the rule's key number, else the first one
+            key, value = ((named, v.numbers[named]) if named in v.numbers
+                          else next(iter(v.numbers.items()), ("", float("nan"))))
             rows.append({"experiment": job.experiment, "preset": job.preset,
                          "variant": job.variant, "seed": job.seed, "entry": entry,
                          "claim": v.claim, "verdict": v.verdict, "key": key,

@@ -84,9 +84,10 @@ def render(
         lines += [
             "## Verdicts across seeds", "",
             "Agreement: the fraction of seeds whose verdict is the most common one "
-            "(`split` when two verdicts tie). Key number: the first number the verdict "
-            "reports, as median [min, max] over seeds, and its mean with a Student-t 95% "
-            "interval over seeds (training randomness included).", "",
+            "(`split` when two verdicts tie). Key number: the number the claim's rule "
+            "names, else the first one the verdict reports, as median [min, max] over "
+            "seeds, and its mean with a Student-t 95% interval over seeds (training "
+            "randomness included).", "",
             markdown_table(
                 ["claim", "experiment", "preset", "overrides", "rule", "seeds", "majority",
                  "agreement", "verdicts", "key number", "median [min, max]",

@@ -57,6 +57,11 @@ def test_a_rule_is_checked_and_its_hash_follows_its_content_not_its_layout():
         dataclasses.replace(RULE, version=0)
     with pytest.raises(ValueError, match="decision"):
         dataclasses.replace(RULE, decision=" ")
+    # naming the key number is part of the rule; a rule without one keeps its old hash
+    keyed = dataclasses.replace(RULE, key="mean")
+    assert keyed.sha256 != RULE.sha256 and keyed.record()["key"] == "mean"
+    assert "key" not in RULE.record()
+    assert RULE.sha256 == "1a2bcd209291f7e72dc4595a91b16afaf699669f689caefffe790a05cbcdbf97"
 
 
 def test_an_experiment_refuses_rules_for_other_claims_or_twice_the_same_version():

@@ -37,7 +37,7 @@ TOY = textwrap.dedent('''
     def verdicts(results, params):
         m = float(results["value"].mean())
         return [ex.Verdict("P3", "The mean is positive.", "positive", f"mean {m:.3f}",
-                           "supported" if m > 0 else "not supported", {"mean": m}),
+                           "supported" if m > 0 else "not supported", {"n": 4.0, "mean": m}),
                 ex.Verdict("P3", "The mean is finite.", "finite", "finite",
                            "supported", {"finite": 1.0})]
 
@@ -61,7 +61,7 @@ TOY = textwrap.dedent('''
         stages=(ex.Stage("draws", draws),), verdicts=verdicts,
         pooled_verdicts=pooled_verdicts, rules_file=__file__,
         rules=(ex.Rule(claim="P3", version=1, kind="test", measures="the mean over seeds",
-                       decision="Student-t interval over seeds above 0"),)))
+                       decision="Student-t interval over seeds above 0", key="mean"),)))
 ''')
 
 _counter = itertools.count()
@@ -146,6 +146,10 @@ def test_failed_job_is_recorded_and_the_others_finish_as_bayesattn_run_writes_th
     assert agg.loc["P3", "seeds"] == 3
     counts = first["verdict"].value_counts()
     assert agg.loc["P3", "agreement"] == pytest.approx(counts.max() / 3)
+    # the rule names "mean" as its key number (not the first number, n); the second P3
+    # entry has no such number and falls back to its first one
+    assert set(first["key"]) == {"mean"} and set(per_seed[per_seed["entry"] == "P3 (2)"][
+        "key"]) == {"finite"}
     est = seed_interval(first["key_value"])
     assert agg.loc["P3", "key_ci_low"] == pytest.approx(est.ci_low)
     assert agg.loc["P3", "key_median"] == pytest.approx(np.median(first["key_value"]))
