@@ -99,7 +99,8 @@ def execute(
     if executor == "ray":
         return _execute_ray(pending, address, modules, on_outcome)
     outcomes = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
         futures = {pool.submit(run_one, command(job, folder), str(log), modules): job
                    for job, folder, log in pending}
         for future in as_completed(futures):
@@ -108,6 +109,13 @@ def execute(
                               "" if rc == 0 else last)
             on_outcome(outcome)
             outcomes.append(outcome)
+    except KeyboardInterrupt:
+        # Ctrl-C reached the running jobs too (same process group): they stop and keep
+        # their finished stages. Start no more; the rest stay pending for --resume.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
     return outcomes
 
 

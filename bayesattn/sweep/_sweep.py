@@ -220,8 +220,12 @@ def sweep(
         try:
             execute(pending, executor=executor, jobs=jobs, address=address, modules=modules,
                     on_outcome=finished)
-        finally:
-            result = _write_summary(out, todo, [rows[j] for j in todo], command)
+        except KeyboardInterrupt as exc:
+            _write_summary(out, todo, [rows[j] for j in todo], command)
+            exc.add_note(f"The sweep stopped; finished runs are kept. Continue it with: "
+                         f"{' '.join(command)}" + ("" if "--resume" in command else " --resume"))
+            raise
+        result = _write_summary(out, todo, [rows[j] for j in todo], command)
     return result
 
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
+import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pandas as pd
@@ -22,6 +26,9 @@ from bayesattn.metrics import seed_interval
 from bayesattn.sweep import Job, aggregate_rows, expand, parse_seeds, sweep
 
 TOY = textwrap.dedent('''
+    import os
+    import time
+
     import numpy as np
     import pandas as pd
     from bayesattn import experiments as ex
@@ -30,6 +37,10 @@ TOY = textwrap.dedent('''
     def draws(ctx):
         if ctx.params["fail_seed"] == ctx.seed:
             raise RuntimeError("this seed is set to fail")
+        gate = os.environ.get("TOY_GATE")  # wait for this file (a test interrupts us here)
+        end = time.monotonic() + 120
+        while gate and not os.path.exists(gate) and time.monotonic() < end:
+            time.sleep(0.05)
         rng = np.random.default_rng(ctx.seed_for("draws"))
         return pd.DataFrame({"metric": "x", "value": rng.normal(size=ctx.params["n"])})
 
@@ -234,3 +245,27 @@ def test_ray_executor_runs_the_same_jobs_on_a_real_local_ray_runtime(toy, tmp_pa
     assert (remote.out / "runs" / job.folder / "results.csv").read_bytes() == (
         local.out / "runs" / job.folder / "results.csv").read_bytes()
     assert (remote.out / "aggregate.csv").read_bytes() == (local.out / "aggregate.csv").read_bytes()
+
+
+def test_ctrl_c_stops_the_sweep_at_once_and_resume_finishes_it(toy, tmp_path):
+    out = tmp_path / "sw"
+    argv = [sys.executable, "-m", "bayesattn", "sweep", "toy-sweep", "--seeds", "0-2",
+            "--import", toy, "--out", str(out)]
+    # a new session, interrupted as a whole: what Ctrl-C in a terminal does
+    sweep_proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, start_new_session=True,
+                                  env={**os.environ, "TOY_GATE": str(tmp_path / "never")})
+    config = out / "runs/toy-sweep/quick/seed0/config.json"  # the first job has started
+    end = time.monotonic() + 60
+    while not config.exists() and sweep_proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)
+    time.sleep(1.0)  # the job is now inside its waiting stage
+    os.killpg(sweep_proc.pid, signal.SIGINT)
+    _, err = sweep_proc.communicate(timeout=60)
+    assert sweep_proc.returncode == 130, err
+    assert "Continue it with" in err and "--resume" in err
+    jobs = pd.read_csv(out / "jobs.csv")
+    assert list(jobs["status"]) == ["pending"] * 3, "no job finished, none started after ^C"
+    again = subprocess.run(argv + ["--resume"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert list(pd.read_csv(out / "jobs.csv")["status"]) == ["done"] * 3
