@@ -65,12 +65,13 @@ from ._registry import (
     EXPERIMENTS,
     MODULES_ENV,
     get,
+    import_experiment_module,
     names,
     register,
     unregister,
 )
 from ._report import format_verdicts, frame_to_markdown, markdown_table, render_report, write_report
-from ._rules import RULE_KINDS, Rule, rule_status, rules_markdown
+from ._rules import RULE_KINDS, Rule, current_rules, rule_status, rules_markdown
 from ._run import run
 from ._settings import resolve_params
 from ._types import NOT_ASSESSED, VERDICTS, Experiment, RunResult, Stage, StageOutput, Verdict
@@ -88,6 +89,8 @@ __all__ = [
     "RULE_KINDS",
     "Rule",
     "rule_status",
+    "current_rules",
+    "import_experiment_module",
     "rules_markdown",
     "atomic_path",
     "read_csv",

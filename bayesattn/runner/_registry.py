@@ -26,8 +26,8 @@ from bayesattn._registry import Registry
 from ._errors import UnknownExperimentError
 from ._types import Experiment
 
-__all__ = ["BUILTIN_MODULES", "EXPERIMENTS", "MODULES_ENV", "get", "names", "register",
-           "unregister"]
+__all__ = ["BUILTIN_MODULES", "EXPERIMENTS", "MODULES_ENV", "get", "import_experiment_module",
+           "names", "register", "unregister"]
 
 #: The packages that register the built-in experiments when imported. They must import
 #: torch / pyro / jax / arviz only inside their stage functions, so that listing stays fast.
@@ -60,7 +60,7 @@ def extra_modules() -> list[str]:
     return [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
 
 
-def import_module(module: str) -> None:
+def import_experiment_module(module: str) -> None:
     """Import ``module``, also from the working folder (as ``python -m`` would)."""
     try:
         importlib.import_module(module)
@@ -83,7 +83,7 @@ def _load_builtins() -> None:
             importlib.import_module(module)
         for module in extra_modules():
             try:
-                import_module(module)
+                import_experiment_module(module)
             except ImportError as exc:
                 raise UnknownExperimentError(
                     f"{MODULES_ENV} names {module!r}, which cannot be imported ({exc}); "

@@ -22,8 +22,7 @@ from ._convergence import summary_line
 from ._errors import NotARunFolderError, UnknownExperimentError
 from ._io import write_text
 from ._registry import get
-from ._rules import Rule, rule_status
-from ._rules import current as current_rules
+from ._rules import Rule, current_rules, rule_status
 from ._types import NOT_ASSESSED, Verdict
 
 

@@ -97,7 +97,7 @@ def check_rules(rules: Iterable[Rule], claims: Sequence[str], where: str) -> tup
     return rules
 
 
-def current(rules: Iterable[Rule]) -> dict[str, Rule]:
+def current_rules(rules: Iterable[Rule]) -> dict[str, Rule]:
     """Claim -> its latest rule (highest version)."""
     latest: dict[str, Rule] = {}
     for rule in rules:

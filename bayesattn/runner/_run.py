@@ -51,7 +51,7 @@ from ._io import environment, file_committed, read_csv, read_json, write_csv, wr
 from ._lock import clean_siblings, remove_temp_files, run_folder_lock
 from ._registry import get
 from ._report import write_report
-from ._rules import current as current_rules
+from ._rules import current_rules
 from ._settings import check_seed, is_plumbing_check, resolve_device, resolve_params
 from ._types import NOT_ASSESSED, VERDICTS, Experiment, RunResult, StageOutput, Verdict
 

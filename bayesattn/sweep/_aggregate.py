@@ -34,6 +34,7 @@ from bayesattn.runner import (
     NOT_ASSESSED,
     VERDICTS,
     NotARunFolderError,
+    current_rules,
     get,
     load_run,
     rule_status,
@@ -141,10 +142,7 @@ def pooled_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
             continue
         merged = pd.concat(frames, ignore_index=True)
         params = dict(configs[0]["params"])
-        latest = {}
-        for r in experiment.rules:  # each claim's latest rule
-            if r.claim not in latest or r.version > latest[r.claim].version:
-                latest[r.claim] = r
+        latest = current_rules(experiment.rules)
         for v in experiment.pooled_verdicts(merged, params):
             rule = latest.get(v.claim)
             statuses = {rule_status((c.get("rules") or {}).get(v.claim), rule,

@@ -109,13 +109,10 @@ def execute(
                               "" if rc == 0 else last)
             on_outcome(outcome)
             outcomes.append(outcome)
-    except KeyboardInterrupt:
-        # Ctrl-C reached the running jobs too (same process group): they stop and keep
-        # their finished stages. Start no more; the rest stay pending for --resume.
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
     finally:
-        pool.shutdown(wait=True)
+        # On Ctrl-C the running jobs got it too (same process group): they stop and keep
+        # their finished stages. No queued job starts; they stay pending for --resume.
+        pool.shutdown(wait=True, cancel_futures=True)
     return outcomes
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from bayesattn.runner import (
     ExperimentError,
     OutputExistsError,
     ResumeMismatchError,
+    import_experiment_module,
     read_json,
     run_folder_lock,
     write_csv,
@@ -74,12 +74,8 @@ class SweepResult:
 
 def import_module(module: str) -> None:
     """Import a module that registers experiments; a clear error when it cannot be."""
-    import importlib
-
-    if os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())  # as the jobs' ``python -m`` will
     try:
-        importlib.import_module(module)
+        import_experiment_module(module)
     except ImportError as exc:
         raise ExperimentError(
             f"--import {module}: cannot import it ({exc}); give a module importable from "
@@ -96,7 +92,7 @@ def _finished(folder: Path) -> bool:
     return all((folder / f).is_file() for f in ("manifest.json", "verdicts.json", "report.md"))
 
 
-def _job_row(out: Path, job: Job, status: str, returncode: int | None = None,
+def _job_row(job: Job, status: str, returncode: int | None = None,
              seconds: float = float("nan"), message: str = "") -> dict[str, Any]:
     return {"experiment": job.experiment, "preset": job.preset, "variant": job.variant,
             "seed": job.seed, "status": status, "returncode": returncode,
@@ -192,11 +188,11 @@ def sweep(
             "jobs": [j.to_dict() for j in todo], "command": command, "executor": executor,
             "modules": modules,
             "updated": datetime.now(UTC).isoformat(timespec="seconds")})
-        rows = {j: _job_row(out, j, "pending") for j in todo}
+        rows = {j: _job_row(j, "pending") for j in todo}
         pending = []
         for j in todo:
             if _finished(out / "runs" / j.folder):
-                rows[j] = _job_row(out, j, "reused")
+                rows[j] = _job_row(j, "reused")
             else:
                 pending.append((j, out / "runs" / j.folder, out / "logs" / f"{j.id}.log"))
         lock = threading.Lock()
@@ -206,7 +202,7 @@ def sweep(
 
         def finished(o: Outcome) -> None:
             with lock:
-                rows[o.job] = _job_row(out, o.job, o.status, o.returncode, o.seconds, o.message)
+                rows[o.job] = _job_row(o.job, o.status, o.returncode, o.seconds, o.message)
                 save_jobs()
                 done = sum(r["status"] != "pending" for r in rows.values())
             time_text = "" if math.isnan(o.seconds) else f" in {o.seconds:.0f} s"
