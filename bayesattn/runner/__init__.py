@@ -8,7 +8,9 @@ sees, parameter overrides, CPU-time estimates, the convergence table and ``repor
 
 Decision rules are data (:class:`Rule`, versioned and hashed): a run records the rules
 it applied and whether they were committed to git, and the report calls a verdict stale
-when its rule has changed since (:func:`rule_status`, :func:`rules_markdown`).
+when its rule has changed since (:func:`rule_status`, :func:`rules_markdown`). A rule can
+be code (:class:`Decision`, :class:`Gate`): :func:`decide` turns one seed's or several
+seeds' numbers into the verdict the rule states.
 
 It also holds the kit for writing an experiment's claims: :func:`stage_frame`,
 :func:`pick`, :func:`ci_text`, :func:`ci_numbers`, :func:`direction`,
@@ -44,6 +46,7 @@ from ._cost import (
     work_of,
     write_measurements,
 )
+from ._decision import Cell, Decision, DecisionResult, Gate, decide
 from ._errors import (
     DeviceUnavailableError,
     DiskFullError,
@@ -88,6 +91,11 @@ from ._verdicts import (
 __all__ = [
     "RULE_KINDS",
     "Rule",
+    "Cell",
+    "Decision",
+    "DecisionResult",
+    "Gate",
+    "decide",
     "rule_status",
     "current_rules",
     "import_experiment_module",

@@ -176,7 +176,8 @@ def _status(v: Verdict, now: dict[str, Rule] | None, config: dict[str, Any]) -> 
 def _verdict_cell(v: Verdict, word: str, now: dict[str, Rule] | None,
                   config: dict[str, Any]) -> str:
     status = "" if word == NOT_ASSESSED else _status(v, now, config)  # nothing assessed
-    sanity = " (sanity check)" if (v.rule or {}).get("kind") == "sanity" else ""
+    sanity = (" (sanity check)" if (v.rule or {}).get("kind") == "sanity"
+              and word != NOT_ASSESSED else "")
     if status == "stale":
         return (f"stale: decided ({word}) by a rule that has changed since the run; rerun "
                 "to decide")
@@ -325,7 +326,8 @@ def format_verdicts(verdicts: Sequence[Verdict]) -> str:
         lines = ["verdicts: none assessed. The smoke preset is a plumbing check, not evidence; "
                  "run --preset quick or full to test the claims."]
     for v in verdicts:
-        sanity = " (sanity check)" if (v.rule or {}).get("kind") == "sanity" else ""
+        sanity = (" (sanity check)" if (v.rule or {}).get("kind") == "sanity"
+              and word != NOT_ASSESSED else "")
         lines.append(f"  {v.claim:5s} {word(v):{width}s}  {v.statement}{sanity}")
         lines.append(f"  {'':5s} {'':{width}s}  expected: {v.expected}")
         lines.append(f"  {'':5s} {'':{width}s}  measured: {v.measured}")

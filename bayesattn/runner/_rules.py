@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ._decision import Decision
+
 #: What a rule is: a test of the claim, or a sanity check that holds by construction and
 #: guards the pipeline (it never counts as support for the claim).
 RULE_KINDS = ("test", "sanity")
@@ -39,6 +41,11 @@ class Rule:
         replication: Seeds, budgets and sizes the verdict rests on.
         key: The name, in the verdict's ``numbers``, of the number the rule decides on
             (what a sweep summarises across seeds); empty: the verdict's first number.
+        decisions: The rule as code (:class:`Decision`): the runner applies it to a
+            run's numbers and the sweep to all seeds' numbers, so the verdict is what the
+            stated rule gives and nothing else. Several: one per kind of verdict the
+            claim gets (each verdict takes the first whose numbers it holds). Empty: the
+            experiment's ``verdicts()`` decides (version-1 rules).
     """
 
     claim: str
@@ -49,6 +56,7 @@ class Rule:
     multiplicity: str = "one estimate decides; no correction"
     replication: str = "one run seed"
     key: str = ""
+    decisions: tuple[Decision, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.claim, str) or not self.claim.strip():
@@ -63,13 +71,37 @@ class Rule:
                 raise ValueError(f"Rule.{name} must be a non-empty text; got {value!r}")
         if not isinstance(self.key, str):
             raise ValueError(f"Rule.key must name one of the verdict's numbers; got {self.key!r}")
+        decisions = ((self.decisions,) if isinstance(self.decisions, Decision)
+                     else tuple(self.decisions))
+        if not all(isinstance(d, Decision) for d in decisions):
+            raise TypeError(f"Rule.decisions must be Decision objects; got {self.decisions!r}")
+        object.__setattr__(self, "decisions", decisions)
+
+    def decision_for(self, numbers: Mapping[str, Any]) -> Decision | None:
+        """The first of :attr:`decisions` whose numbers ``numbers`` holds (None if the rule
+        has no decisions).
+
+        Raises:
+            ValueError: the rule has decisions but none fits these numbers (a verdict the
+                rule cannot decide is a bug in the experiment or the rule).
+        """
+        if not self.decisions:
+            return None
+        for d in self.decisions:
+            if d.fits(numbers):
+                return d
+        wanted = " or ".join(str(list(d.keys)) for d in self.decisions)
+        raise ValueError(f"rule {self.claim} v{self.version} decides on {wanted}, but the "
+                         f"verdict's numbers are {sorted(numbers)}")
 
     @property
     def sha256(self) -> str:
         """SHA-256 of the rule's fields (canonical JSON, whitespace runs collapsed; an
-        empty ``key`` is left out, so that rules stated before it existed keep their hash)."""
+        empty ``key`` or ``decisions`` is left out, so that rules stated before they existed
+        keep their hash)."""
         fields = {k: " ".join(v.split()) if isinstance(v, str) else v
-                  for k, v in asdict(self).items() if not (k == "key" and not v)}
+                  for k, v in asdict(self).items()
+                  if not (k in ("key", "decisions") and not v)}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
     def record(self) -> dict[str, Any]:
@@ -159,6 +191,7 @@ def rules_markdown(experiments: Iterable[Any]) -> str:
                     f"- **Multiplicity:** {' '.join(rule.multiplicity.split())}",
                     f"- **Replication:** {' '.join(rule.replication.split())}",
                     *([f"- **Key number:** `{rule.key}`"] if rule.key else []),
+                    *[f"- **As code:** {d.describe()}" for d in rule.decisions],
                     f"- **SHA-256:** `{rule.sha256[:16]}`",
                     "",
                 ]

@@ -45,13 +45,14 @@ from ._artifacts import save as save_artifact
 from ._context import RunContext
 from ._convergence import check_convergence_frame
 from ._cost import estimate_cpu_seconds
+from ._decision import decide
 from ._errors import DiskFullError, ExperimentError, InvalidParameterError
 from ._folder import plan, prepare, swap
 from ._io import environment, file_committed, read_csv, read_json, write_csv, write_json
 from ._lock import clean_siblings, remove_temp_files, run_folder_lock
 from ._registry import get
 from ._report import write_report
-from ._rules import current_rules
+from ._rules import Rule, current_rules
 from ._settings import check_seed, is_plumbing_check, resolve_device, resolve_params
 from ._types import NOT_ASSESSED, VERDICTS, Experiment, RunResult, StageOutput, Verdict
 
@@ -202,7 +203,8 @@ def _execute(
     start = time.perf_counter()
     env = environment(device)
     # The rules this process will apply, and whether they were committed before it started.
-    rules = {claim: rule.record() for claim, rule in current_rules(experiment.rules).items()}
+    latest = current_rules(experiment.rules)
+    rules = {claim: rule.record() for claim, rule in latest.items()}
     rules_committed = file_committed(experiment.rules_file) if rules else None
     if mode == "resume":
         config = read_json(work / "config.json")
@@ -266,7 +268,7 @@ def _execute(
         if not isinstance(v, Verdict) or v.verdict not in VERDICTS:
             raise TypeError(f"{experiment.name}: verdicts() must return Verdict objects with "
                             f"a verdict in {list(VERDICTS)}, got {v!r}")
-    verdicts = [dataclasses.replace(v, rule=rules.get(v.claim)) for v in verdicts]
+    verdicts = [_apply_rule(v, latest.get(v.claim), rules.get(v.claim)) for v in verdicts]
     if plumbing:  # smoke sizes are no evidence: no claim is assessed
         verdicts = [dataclasses.replace(v, verdict=NOT_ASSESSED, smoke_rule_outcome=v.verdict)
                     for v in verdicts]
@@ -418,4 +420,20 @@ def _make_figures(experiment: Experiment, ctx: RunContext, results: Any, work: P
             figures.append(path)
     return figures
 
+
+def _apply_rule(v: Verdict, rule: Rule | None, record: dict[str, Any] | None) -> Verdict:
+    """The verdict with its rule recorded and, where the rule is code (``decisions``), the
+    verdict that code gives on this run's numbers (one seed: its own intervals)."""
+    try:
+        decision = rule.decision_for(v.numbers) if rule is not None else None
+    except ValueError as err:  # e.g. settings that leave a rule's cells unmeasured
+        return dataclasses.replace(
+            v, verdict="inconclusive", rule=record,
+            measured=f"{v.measured} Rule v{rule.version} cannot decide: {err}.")
+    if decision is None:
+        return dataclasses.replace(v, rule=record)
+    result = decide(decision, [v.numbers])
+    return dataclasses.replace(
+        v, verdict=result.verdict, rule=record, expected=" ".join(rule.decision.split()),
+        measured=f"{v.measured} Rule v{rule.version}: {result.text}")
 

@@ -34,12 +34,16 @@ def ci_text(est: Mapping[str, Any] | None, fmt: str = "{:+.2f}") -> str:
             f"{fmt.format(est['ci_high'])}]")
 
 
-def ci_numbers(est: Mapping[str, Any] | None, name: str = "value") -> dict[str, float]:
-    """``{name, ci_low, ci_high}`` as floats for ``Verdict.numbers`` ({} when missing)."""
+def ci_numbers(est: Mapping[str, Any] | None, name: str = "value", *,
+               named: bool = False) -> dict[str, float]:
+    """``{name, ci_low, ci_high}`` as floats for ``Verdict.numbers`` ({} when missing);
+    ``named=True``: ``{name, name_ci_low, name_ci_high}`` (several estimates in one
+    verdict, and the names a :class:`~bayesattn.runner.Decision` reads by default)."""
     if est is None:
         return {}
-    return {name: float(est["value"]), "ci_low": float(est["ci_low"]),
-            "ci_high": float(est["ci_high"])}
+    low, high = (f"{name}_ci_low", f"{name}_ci_high") if named else ("ci_low", "ci_high")
+    return {name: float(est["value"]), low: float(est["ci_low"]),
+            high: float(est["ci_high"])}
 
 
 def direction(est: Mapping[str, Any] | None, *, expected_negative: bool = True) -> str:

@@ -13,11 +13,14 @@ each seed trains its own networks and draws its own test data).
 An experiment that reports the same claim several times (e.g. once per model) gives
 entries ``P12``, ``P12 (2)``, ``P12 (3)`` in the order of its verdicts.
 
-An experiment whose claims module defines ``pooled_verdicts(results, params)`` also
-decides its claims from all seeds of a setting together (:func:`pooled_rows`,
-``pooled.csv``): the finished seeds' ``results.csv`` are stacked with a ``seed`` column
-first. Such a verdict carries today's rule, and it is *stale* when a run applied another
-version of that rule, *provisional* when a run's rules were not committed first.
+Where a claim's current rule is code (:class:`bayesattn.runner.Rule` ``decisions``),
+the rule itself decides it from all seeds of a setting together (:func:`pooled_rows`,
+``pooled.csv``): each cell's mean over seeds with a Student-t interval, Holm across cells
+where any one cell can decide, and each cell's minimum detectable effect at 80% power.
+An experiment whose claims module defines ``pooled_verdicts(results, params)`` may also
+decide from the finished seeds' ``results.csv`` stacked with a ``seed`` column first.
+A pooled verdict carries today's rule; it is *stale* when a run applied another version
+of that rule, *provisional* when a run's rules were not committed first.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from bayesattn.runner import (
     NOT_ASSESSED,
     VERDICTS,
     NotARunFolderError,
+    Rule,
     current_rules,
+    decide,
     get,
     load_run,
     rule_status,
@@ -48,8 +53,8 @@ SEED_COLUMNS = ("experiment", "preset", "variant", "seed", "entry", "claim", "ve
 AGGREGATE_COLUMNS = ("experiment", "preset", "variant", "entry", "claim", "rule", "kind",
                      "seeds", "majority", "agreement", *VERDICT_ORDER, "key", "key_median",
                      "key_min", "key_max", "key_mean", "key_ci_low", "key_ci_high")
-POOLED_COLUMNS = ("experiment", "preset", "variant", "seeds", "claim", "verdict", "status",
-                  "rule_version", "rule_kind", "statement", "measured", "numbers")
+POOLED_COLUMNS = ("experiment", "preset", "variant", "seeds", "entry", "claim", "verdict",
+                  "status", "rule_version", "rule_kind", "statement", "measured", "numbers")
 
 
 def seed_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
@@ -117,9 +122,33 @@ def aggregate_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _status(configs: Sequence[dict[str, Any]], claim: str, rule: Rule | None) -> str:
+    """The worst rule status over the runs: stale, provisional, current, or "" (no rule)."""
+    statuses = {rule_status((c.get("rules") or {}).get(claim), rule, c.get("rules_committed"))
+                for c in configs}
+    return next((s for s in ("stale", "provisional", "current", "") if s in statuses), "")
+
+
+def _pooled_row(name: str, preset: str, variant: str, seeds: int, entry: str, claim: str,
+                verdict: str, status: str, rule: Rule | None, statement: str, measured: str,
+                numbers: dict[str, float]) -> dict[str, Any]:
+    return {
+        "experiment": name, "preset": preset, "variant": variant, "seeds": seeds,
+        "entry": entry, "claim": claim,
+        "verdict": (f"stale: decided ({verdict}) under a rule some runs did not apply; rerun "
+                    "them" if status == "stale" else verdict),
+        "status": status or "no rules",
+        "rule_version": rule.version if rule else None,
+        "rule_kind": rule.kind if rule else None,
+        "statement": statement, "measured": measured,
+        "numbers": json.dumps(numbers, sort_keys=True),
+    }
+
+
 def pooled_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
-    """Verdicts decided from all finished seeds of each setting together, for experiments
-    that define ``pooled_verdicts`` (plumbing checks, i.e. smoke settings, decide nothing)."""
+    """Verdicts decided from all finished seeds of each setting together: by the claim's
+    rule where it is code (``Rule.decisions``), and by ``pooled_verdicts`` where the
+    experiment defines it. Plumbing checks (smoke settings) decide nothing."""
     import pandas as pd
 
     groups: dict[tuple[str, str, str], list[Job]] = {}
@@ -128,36 +157,40 @@ def pooled_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
     rows = []
     for (name, preset, variant), members in groups.items():
         experiment = get(name)
-        if experiment.pooled_verdicts is None:
-            continue
-        configs, frames = [], []
+        latest = current_rules(experiment.rules)
+        configs, frames, entries = [], [], {}
         for job in sorted(members, key=lambda j: j.seed):
             try:
-                config, results, _ = load_run(runs / job.folder)
+                config, results, verdicts = load_run(runs / job.folder)
             except NotARunFolderError:
                 continue
             configs.append(config)
             frames.append(results.assign(seed=job.seed)[["seed", *results.columns]])
+            seen: Counter[str] = Counter()
+            for v in verdicts:
+                seen[v.claim] += 1
+                entry = v.claim if seen[v.claim] == 1 else f"{v.claim} ({seen[v.claim]})"
+                entries.setdefault(entry, []).append(v)
         if not configs or any(c.get("plumbing_check") for c in configs):
+            continue
+        for entry, verdicts in entries.items():
+            rule = latest.get(verdicts[0].claim)
+            decision = rule.decision_for(verdicts[0].numbers) if rule is not None else None
+            if decision is None:
+                continue
+            result = decide(decision, [v.numbers for v in verdicts])
+            rows.append(_pooled_row(
+                name, preset, variant, len(verdicts), entry, verdicts[0].claim,
+                result.verdict, _status(configs, verdicts[0].claim, rule), rule,
+                verdicts[0].statement, result.text, result.numbers()))
+        if experiment.pooled_verdicts is None:
             continue
         merged = pd.concat(frames, ignore_index=True)
         params = dict(configs[0]["params"])
-        latest = current_rules(experiment.rules)
         for v in experiment.pooled_verdicts(merged, params):
             rule = latest.get(v.claim)
-            statuses = {rule_status((c.get("rules") or {}).get(v.claim), rule,
-                                    c.get("rules_committed")) for c in configs}
-            status = next((s for s in ("stale", "provisional", "current", "")
-                           if s in statuses), "")
-            rows.append({
-                "experiment": name, "preset": preset, "variant": variant,
-                "seeds": len(configs), "claim": v.claim,
-                "verdict": (f"stale: decided ({v.verdict}) under a rule some runs did not "
-                            "apply; rerun them" if status == "stale" else v.verdict),
-                "status": status or "no rules",
-                "rule_version": rule.version if rule else None,
-                "rule_kind": rule.kind if rule else None,
-                "statement": v.statement, "measured": v.measured,
-                "numbers": json.dumps(v.numbers, sort_keys=True),
-            })
+            rows.append(_pooled_row(
+                name, preset, variant, len(configs), v.claim, v.claim, v.verdict,
+                _status(configs, v.claim, rule), rule, v.statement, v.measured,
+                dict(v.numbers)))
     return rows

@@ -64,6 +64,12 @@ def test_smoke_run_assesses_no_claim(smoke_run):
     for v in result.verdicts:
         assert v.verdict == NOT_ASSESSED, (name, v.claim, v.verdict)
         assert v.smoke_rule_outcome in VERDICTS, (name, v.claim)
+        # a rule that is code finds the numbers it decides on in every verdict it rules
+        assert "cannot decide" not in v.measured, (name, v.claim, v.measured)
+        rule = ex.current_rules(exp.rules).get(v.claim)
+        if rule is not None and rule.decisions:
+            assert rule.decision_for(v.numbers) is not None
+            assert f"Rule v{rule.version}: " in v.measured
     saved = json.loads((result.out / "verdicts.json").read_text())
     assert [d["verdict"] for d in saved] == [NOT_ASSESSED] * len(result.verdicts)
     assert saved == [v.to_dict() for v in result.verdicts]  # (to_dict: NaN == NaN)
