@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bayesattn.runner import (
+    Decision,
     Rule,
     Verdict,
     ci_numbers,
@@ -51,6 +52,22 @@ RULES = (
         replication=("one run seed; intervals over test sequences only (no training "
                      "randomness)"),
     ),
+    Rule(
+        claim="P11", version=2, kind="sanity", key="nig_drop_ratio",
+        measures=("per model, the drop ratio KL(H·d_v < s) / KL(s ≤ H·d_v < 2s) of mean "
+                  "KL(exact ‖ q). A sanity check: a readout of width below s cannot carry "
+                  "an s-dimensional statistic, whatever the architecture, so the drop "
+                  "counts a bottleneck's dimensions and is not specific to attention (a "
+                  "mean-pooling bottleneck is the control still to run)."),
+        decision=(f"Passes if, on every model, the drop ratio's interval lies above "
+                  f"{DROP_FACTOR:g}; fails if on some model it lies below (Holm over the "
+                  "models)."),
+        multiplicity="every model must pass; a failure is Holm-corrected over the models",
+        replication=("at least 5 seeds (bayesattn sweep heads-width --preset quick --seeds "
+                     "0-4); the mean over seeds with a Student-t 95% interval. One run's "
+                     "verdict uses its own paired bootstrap interval."),
+        decisions=(Decision(("*_drop_ratio",), "above", threshold=DROP_FACTOR),),
+    ),
 )
 
 
@@ -89,6 +106,7 @@ def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
                      f"beyond KL(s<=w<2s)/KL(w>=2s) = {ci_text(above, '{:.2f}')}, "
                      f"CI separation {sep_text} -> {v}")
         numbers.update({f"{key}_{k}": val for k, val in ci_numbers(drop, "drop").items()})
+        numbers.update(ci_numbers(drop, f"{key}_drop_ratio", named=True))
         numbers.update({f"{key}_above_{k}": val
                         for k, val in ci_numbers(above, "ratio").items()})
     if per_model and all(v == "supported" for v in per_model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bayesattn.runner import Rule, Verdict, ci_numbers, ci_text, pick
+from bayesattn.runner import Decision, Rule, Verdict, ci_numbers, ci_text, pick
 from bayesattn.runner import stage_frame as _frame
 
 from .presets import (
@@ -44,6 +44,47 @@ RULES = (
         multiplicity="none",
         replication=("one run seed; intervals over test sequences only (no training "
                      "randomness)"),
+    ),
+    Rule(
+        claim="E3", version=2, kind="test", key="residual_cosine_value",
+        measures=("at the preset's largest depth (quick: 32), the mean pairwise cosine "
+                  "similarity of the tokens for the residual, twicing and boosting stacks. "
+                  "The plain stack's collapse (A^t tends to a rank-one matrix: true by "
+                  "construction for a row-stochastic A) is a sanity check reported beside "
+                  "it and does not decide. Limit: a finite depth; residual and twicing "
+                  "stacks may still collapse deeper (depth 256 is the control to run)."),
+        decision=(f"Supported if, for every one of the three stacks, the cosine's interval "
+                  f"lies below {COLLAPSE_COSINE:g} (not collapsed); not supported if for "
+                  f"some stack it lies above {COLLAPSE_COSINE:g} (Holm over the three); "
+                  "inconclusive otherwise."),
+        multiplicity="every stack must hold (no correction for support); refutation "
+                     "Holm-corrected over the 3 stacks",
+        replication=("at least 5 seeds (bayesattn sweep oversmoothing-boosting --preset "
+                     "quick --seeds 0-4); the mean over seeds with a Student-t 95% "
+                     "interval. One run's verdict uses its own bootstrap interval."),
+        decisions=(Decision(
+            tuple(f"{v}_cosine_value" for v in VARIANTS if v != "plain"), "below",
+            threshold=COLLAPSE_COSINE,
+            ci={f"{v}_cosine_value": (f"{v}_cosine_ci_low", f"{v}_cosine_ci_high")
+                for v in VARIANTS if v != "plain"}),),
+    ),
+    Rule(
+        claim="E4", version=2, kind="test", key="attention_violations",
+        measures=("one direction, as the paper states it: among the data-dependent "
+                  "attention filter's cases (kernel × lengthscale × noise level) where the "
+                  "block shrinks the noise more than the signal (β < α), how many do not "
+                  "raise the SNR. For the linear filters the 'iff' is algebra (true by "
+                  "construction): a sanity check reported beside it."),
+        decision=("Supported if the interval over seeds of the number of violating cases "
+                  "lies below 0.5 (on average fewer than one per seed); not supported if "
+                  "it lies above 0.5; inconclusive otherwise."),
+        multiplicity="one count decides; no correction",
+        replication=("at least 5 seeds (bayesattn sweep oversmoothing-boosting --preset "
+                     "quick --seeds 0-4); the mean over seeds with a Student-t 95% "
+                     "interval. One seed's count has no interval: read as exact."),
+        decisions=(Decision(("attention_violations",), "below", threshold=0.5,
+                            ci={"attention_violations": ("attention_violations",
+                                                         "attention_violations")}),),
     ),
 )
 
@@ -148,6 +189,8 @@ def e4_verdict(results: pd.DataFrame, params: dict) -> Verdict:
                      f"{int(c['boosts'].sum())})")
         numbers[f"{f}_iff_holds"] = float(c["iff_holds"].sum())
         numbers[f"{f}_cases"] = float(len(c))
+        # the paper's direction only: beta < alpha but the SNR does not rise
+        numbers[f"{f}_violations"] = float((c["beta_lt_alpha"] & ~c["boosts"]).sum())
     snr = _frame(results, "snr")
     ident = snr[snr["metric"] == "identity_error"]["value"]
     max_ident = float(ident.max()) if len(ident) else float("nan")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayesattn.runner import Rule, Verdict, ci_numbers, ci_text, pick
+from bayesattn.runner import Decision, Rule, Verdict, ci_numbers, ci_text, pick
 from bayesattn.runner import stage_frame as _frame
 
 from .presets import (
@@ -27,6 +27,11 @@ def headline(results: pd.DataFrame) -> pd.DataFrame:
     table = suf[["model", "representation", "value", "ci_low", "ci_high"]].rename(
         columns={"value": "excess risk [nats]", "ci_low": "95% CI low", "ci_high": "95% CI high"})
     return table.reset_index(drop=True)
+
+V2_REPLICATION = ("at least 5 seeds (bayesattn sweep representations --preset quick "
+                  "--seeds 0-4); the mean over seeds with a Student-t 95% interval, which "
+                  "includes training randomness. One run's verdict uses its own bootstrap "
+                  "interval and is marked 'one seed'.")
 
 #: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
 #: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
@@ -70,6 +75,49 @@ RULES = (
         multiplicity="none",
         replication=("one run seed; intervals over test sequences only (no training "
                      "randomness)"),
+    ),
+    Rule(
+        claim="P1", version=2, kind="test", key="decrease_value",
+        measures=("per model, the paired decrease of the trained net's probe excess risk "
+                  "(nats above the exact Bayes risk) from the smallest to the largest "
+                  "number of training sets N. That a probe on the exact posterior reaches "
+                  "the Bayes risk is sufficiency, a theorem: the exact-posterior control "
+                  "is a sanity check of the probe, reported beside it, and does not "
+                  "decide."),
+        decision=("Supported if the decrease's interval lies above 0 (learned "
+                  "representations approach the sufficient one as N grows); not supported "
+                  "if it lies below 0; inconclusive otherwise."),
+        multiplicity="one estimate per model decides that model's verdict; no correction",
+        replication=V2_REPLICATION,
+        decisions=(Decision(("decrease_value",), "above", threshold=0.0,
+                            ci={"decrease_value": ("decrease_ci_low", "decrease_ci_high")}),),
+    ),
+    Rule(
+        claim="P2", version=2, kind="test", key="normal-mean_ratio",
+        measures=("per model, the ratio of mean distances between the MTP-trained Set "
+                  "Transformer's representations of sets with equal sufficient statistics "
+                  "over those of independent sets of the same lengths. Its ratio at "
+                  "initialisation is reported beside it."),
+        decision=(f"Supported if on every model the ratio's interval lies below "
+                  f"{MINIMAL_RATIO:g}; not supported if on some model it lies above "
+                  f"{MINIMAL_RATIO:g} (Holm over the models); inconclusive otherwise."),
+        multiplicity="every model must hold; a refutation is Holm-corrected over the models",
+        replication=V2_REPLICATION,
+        decisions=(Decision(("*_ratio",), "below", threshold=MINIMAL_RATIO),),
+    ),
+    Rule(
+        claim="P3", version=2, kind="sanity", key="worst_encoder_rel_change",
+        measures=("the largest relative change of the pooled representation when the "
+                  "tokens are permuted. A sanity check: an encoder without positions is "
+                  "permutation invariant by construction, so this guards the "
+                  "implementation and is no evidence for the claim."),
+        decision=(f"Passes if the interval over seeds of the worst change lies below "
+                  f"{INVARIANCE_TOL:g}; fails if it lies above."),
+        multiplicity="one number decides; no correction",
+        replication=V2_REPLICATION,
+        decisions=(Decision(("worst_encoder_rel_change",), "below", threshold=INVARIANCE_TOL,
+                            ci={"worst_encoder_rel_change": ("worst_encoder_rel_change",
+                                                             "worst_encoder_rel_change")}),),
     ),
 )
 
@@ -143,6 +191,10 @@ def _p2_verdict(results: pd.DataFrame, params: dict) -> Verdict:
             above += int(net["ci_low"] > MINIMAL_RATIO)
             learned += int(init is not None and net["ci_high"] < init["ci_low"])
             numbers[f"{name}_ratio"] = float(net["value"])
+            numbers[f"{name}_ratio_ci_low"] = float(net["ci_low"])
+            numbers[f"{name}_ratio_ci_high"] = float(net["ci_high"])
+            if init is not None:
+                numbers[f"{name}_init_value"] = float(init["value"])
         parts.append(f"{name}: {primary} {ci_text(net, '{:.3f}')}, at init "
                      f"{ci_text(init, '{:.3f}')}, exact {ci_text(exact, '{:.1e}')}, sorted "
                      f"tokens {ci_text(srt, '{:.3f}')}")
