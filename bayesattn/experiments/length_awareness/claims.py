@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from bayesattn.runner import (
+    Decision,
     Rule,
     Verdict,
     ci_numbers,
@@ -37,6 +38,32 @@ RULES = (
         multiplicity="none",
         replication=("one run seed; intervals over test sequences only (no training "
                      "randomness)"),
+    ),
+    Rule(
+        claim="P12", version=2, kind="test",
+        measures=("calibration, per model: the log variance ratio q / exact of the net "
+                  "that is not told L, at every L of the grid (not at the smallest L "
+                  "only), as two one-sided cells per L (too wide, too narrow). The net told "
+                  "L is reported beside it as the control. Amortization gap: per model, the "
+                  "paired difference of the amortization gap without and with L at the "
+                  "smallest L."),
+        decision=(f"Calibration: supported if at some L the no-L net's variance ratio "
+                  f"lies outside [{1 / VR_TOL:.2f}, {VR_TOL:.2f}] (its interval beyond one "
+                  "edge; Holm over all cells); not supported if at every L it lies inside; "
+                  "inconclusive otherwise. Amortization gap: supported if on every model "
+                  "the difference's interval lies above 0; not supported if on some model "
+                  "it lies below 0 (Holm over the models)."),
+        multiplicity=("calibration: Holm over 2 × (number of lengths) cells, any one "
+                      "supports; amortization gap: every model must hold, refutation "
+                      "Holm-corrected"),
+        replication=("at least 5 seeds (bayesattn sweep length-awareness --preset quick "
+                     "--seeds 0-4); the mean over seeds with a Student-t 95% interval. One "
+                     "run's verdict uses its own bootstrap interval."),
+        decisions=(
+            Decision(("too_wide_L*", "too_narrow_L*"), "above",
+                     threshold=float(np.log(VR_TOL)), combine="any"),
+            Decision(("*_gap_difference",), "above", threshold=0.0),
+        ),
     ),
 )
 
@@ -98,6 +125,21 @@ def _vr_numbers(cal, name, label, length, prefix) -> dict[str, float]:
         pick(sel, metric="variance_ratio"), "variance_ratio").items()}
 
 
+def _log_vr_cells(cal, name, label) -> dict[str, float]:
+    """Two one-sided cells per L: ``too_wide_L<L>`` = log variance ratio and
+    ``too_narrow_L<L>`` = minus it, each with its interval (the log is monotone)."""
+    out: dict[str, float] = {}
+    sel = cal[(cal["model"] == name) & (cal["candidate"] == label)
+              & (cal["metric"] == "variance_ratio")]
+    for r in sel.itertuples():
+        lv, lo, hi = (float(np.log(x)) for x in (r.value, r.ci_low, r.ci_high))
+        out.update({f"too_wide_L{int(r.L)}": lv, f"too_wide_L{int(r.L)}_ci_low": lo,
+                    f"too_wide_L{int(r.L)}_ci_high": hi,
+                    f"too_narrow_L{int(r.L)}": -lv, f"too_narrow_L{int(r.L)}_ci_low": -hi,
+                    f"too_narrow_L{int(r.L)}_ci_high": -lo})
+    return out
+
+
 def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
     cal = _frame(results, "calibrate")
     amo = _frame(results, "amortization")
@@ -128,7 +170,8 @@ def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
                       f"-> {aware}. For reference, without L at L = {large}: {blind_large}."),
             verdict=verdict,
             numbers={**_vr_numbers(cal, name, "net (no L)", small, "no_L"),
-                     **_vr_numbers(cal, name, "net (given L)", small, "given_L")},
+                     **_vr_numbers(cal, name, "net (given L)", small, "given_L"),
+                     **_log_vr_cells(cal, name, "net (no L)")},
         ))
     diffs = amo[(amo["metric"] == "amortization_gap_difference") & (amo["L"] == small)]
     parts, signs = [], []
@@ -156,8 +199,10 @@ def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
                   "with L: paired 95% bootstrap CI of the difference above 0"),
         measured="; ".join(parts) + ".",
         verdict=amo_verdict,
-        numbers={f"{n}_{k}": v for n in MODELS for k, v in ci_numbers(
+        numbers={**{f"{n}_{k}": v for n in MODELS for k, v in ci_numbers(
             pick(diffs, model=n), "gap_difference").items()},
+                 **{k: v for n in MODELS for k, v in ci_numbers(
+                     pick(diffs, model=n), f"{n}_gap_difference", named=True).items()}},
     ))
     return out
 
