@@ -18,8 +18,9 @@ network already at its floor everywhere, so there is no error left to fall).
 
 Per cell, with a two-sided level ``level`` (one-sided tests at ``(1 - level) / 2``):
 
-- *equivalent* (margin set): the interval lies inside ``threshold ± margin`` (two
-  one-sided tests) -> the cell says "not supported" (no practical change);
+- *equivalent*: the interval lies inside ``threshold ± margin`` (two one-sided tests;
+  margin set), or the value sits exactly on the threshold with no spread (an exact tie)
+  -> the cell says "not supported" (no practical change);
 - *supported*: the interval lies on the predicted side of the threshold;
 - *against*: the interval lies on the other side -> "not supported";
 - otherwise inconclusive.
@@ -245,7 +246,8 @@ def _one_sided(d: Decision, value: float, se: float, df: float) -> tuple[float, 
 
     support, against = ((p_less(d.threshold), p_greater(d.threshold)) if sign > 0
                         else (p_greater(d.threshold), p_less(d.threshold)))
-    equivalent = 1.0
+    # an exact tie (the same value in every seed, on the threshold) is no effect either way
+    equivalent = 0.0 if se == 0 and value == d.threshold else 1.0
     if d.margin is not None:
         equivalent = max(p_greater(d.threshold - d.margin), p_less(d.threshold + d.margin))
     return support, against, equivalent

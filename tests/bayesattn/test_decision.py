@@ -150,3 +150,11 @@ def test_a_pattern_key_makes_one_cell_per_matching_number():
     with pytest.raises(ValueError, match="other cells"):
         decide(d, [seeds[0], {"kl_diff_L2": 0.0}])
     assert not d.fits({"other": 1.0})
+
+
+def test_an_exact_tie_in_every_seed_is_no_effect():
+    d = Decision(("diff_a", "diff_b"), "below")
+    seeds = [{"diff_a": -0.5 + 0.01 * i, "diff_b": 0.0} for i in range(5)]
+    r = decide(d, seeds)
+    assert [c.outcome for c in r.cells] == ["supported", "equivalent"]
+    assert r.verdict == "not supported"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bayesattn.runner import Rule, Verdict, ci_numbers, ci_text, pick
+from bayesattn.runner import Decision, Rule, Verdict, ci_numbers, ci_text, pick
 from bayesattn.runner import stage_frame as _frame
 
 from .presets import BILATERAL, FAMILIES, FILTERS, METRICS, OTHERS, REFERENCE, chosen_params
@@ -24,6 +24,24 @@ RULES = (
         multiplicity="none",
         replication=("one run seed; intervals over test sequences only (no training "
                      "randomness)"),
+    ),
+    Rule(
+        claim="E1", version=2, kind="test", key="change-point_diff_spatial",
+        measures=("per signal family and competitor (spatial, spatial+twicing, range, "
+                  "SA+PE), the paired difference MSE(best bilateral-type filter) − "
+                  "MSE(competitor) to the clean signal. Limit: the best bilateral-type "
+                  "filter is picked on the same test sequences (best of 2), a small "
+                  "optimistic bias; choosing it on a held-out half is still to do."),
+        decision=("Supported if every difference's interval lies below 0 (the bilateral "
+                  "filter beats every competitor on every family); not supported if some "
+                  "difference lies above 0, or is exactly 0 in every seed (a tie is no "
+                  "win), Holm over the cells; inconclusive otherwise."),
+        multiplicity=("every cell must hold (no correction for support); refutation "
+                      "Holm-corrected over the 8 cells"),
+        replication=("at least 5 seeds (bayesattn sweep denoising-1d --preset quick --seeds "
+                     "0-4); the mean over seeds with a Student-t 95% interval. One run's "
+                     "verdict uses its own paired bootstrap interval."),
+        decisions=(Decision(("*_diff_*",), "below", threshold=0.0),),
     ),
 )
 
