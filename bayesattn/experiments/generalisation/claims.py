@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayesattn.runner import Rule, Verdict, ci_text
+from bayesattn.runner import Decision, Rule, Verdict, ci_text
 from bayesattn.runner import stage_frame as _frame
 
 from .presets import FLAT_BAND, MIN_POINTS, N_SLOPE_MAX, PRIMARY, RESOLVED_Z, slope_rows
@@ -35,6 +35,10 @@ def band_verdict(slopes: pd.DataFrame, *, low: float, high: float) -> tuple[str,
     return "inconclusive", counts
 
 
+V2_REPLICATION = ("at least 5 seeds (bayesattn sweep generalisation --preset quick --seeds "
+                  "0-4); the mean over seeds with a Student-t 95% interval. One run's "
+                  "verdict uses its own parametric-bootstrap interval.")
+
 #: Decision rules (docs/rules.md). Version 1: the rules its quick verdicts were decided by
 #: up to issue 20's review, as docs/claims.md states them; a run records their hashes.
 RULES = (
@@ -60,6 +64,33 @@ RULES = (
         replication=("one run seed; intervals over test sequences only (no training "
                      "randomness)"),
     ),
+    Rule(
+        claim="P7", version=2, kind="test", key="slope_L_N64",
+        measures=("at each N, the log-log slope in L of the generalisation gap (test − "
+                  "training loss); a slope that cannot be fitted (fewer than 3 resolved "
+                  "gaps) is a missing cell and makes the verdict inconclusive."),
+        decision=("One direction, as the paper's bound is: supported if at every N the "
+                  "slope's interval lies below +0.1 (the gap does not grow with L beyond "
+                  "L^0.1); not supported if at some N it lies above +0.1 (Holm over the N); "
+                  "inconclusive otherwise. A gap that falls with L is consistent with an "
+                  "L-independent bound."),
+        multiplicity="every N must hold; a refutation is Holm-corrected over the N",
+        replication=V2_REPLICATION,
+        decisions=(Decision(("slope_L_N*",), "below", threshold=0.1),),
+    ),
+    Rule(
+        claim="P8", version=2, kind="test", key="slope_N_L64",
+        measures=("at each L, the log-log slope in N of the generalisation gap. Limit: the "
+                  "quick preset trains every N for the same number of steps, so small N "
+                  "see many more epochs than large N; a fixed-epochs control is still to "
+                  "run."),
+        decision=("Supported if at every L the slope's interval lies below -0.4 (N^-1/2 up "
+                  "to 0.1 in the exponent); not supported if at some L it lies above -0.4 "
+                  "(Holm over the L); inconclusive otherwise."),
+        multiplicity="every L must hold; a refutation is Holm-corrected over the L",
+        replication=V2_REPLICATION,
+        decisions=(Decision(("slope_N_L*",), "below", threshold=-0.4),),
+    ),
 )
 
 
@@ -73,6 +104,18 @@ def _listing(slopes: pd.DataFrame, by: str) -> str:
             text = f"not estimable ({int(r.n)} of {int(r.points)} points resolved)"
         parts.append(f"{by}={int(getattr(r, by))}: {text}")
     return "; ".join(parts)
+
+
+def _cells(slopes: pd.DataFrame, name: str, by: str) -> dict[str, float]:
+    """One cell per line: ``<name>_<by><value>`` with its interval (NaN if not estimable)."""
+    out: dict[str, float] = {}
+    for r in slopes.itertuples():
+        ok = bool(r.estimable)
+        key = f"{name}_{by}{int(getattr(r, by))}"
+        out.update({key: float(r.value) if ok else float("nan"),
+                    f"{key}_ci_low": float(r.ci_low) if ok else float("nan"),
+                    f"{key}_ci_high": float(r.ci_high) if ok else float("nan")})
+    return out
 
 
 def _median(slopes: pd.DataFrame) -> float:
@@ -110,7 +153,7 @@ def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
                   f"(95% parametric-bootstrap CIs): {_listing(s7, 'N')}. Inside the band at "
                   f"{c7['inside']} of {c7['lines']} N, above at {c7['above']}, below at "
                   f"{c7['below']}; median slope {_median(s7):+.2f}.{extra7}"),
-        verdict=v7, numbers={**c7, "median_slope": _median(s7)},
+        verdict=v7, numbers={**c7, "median_slope": _median(s7), **_cells(s7, "slope_L", "N")},
     ))
 
     s8 = sl[(sl["objective"] == main) & (sl["metric"] == "slope_in_N")].sort_values("L")
@@ -127,7 +170,7 @@ def verdicts(results: pd.DataFrame, params: dict) -> list[Verdict]:
                   f"{max(params['train_sizes'])}] per L (95% CIs): {_listing(s8, 'L')}. "
                   f"Below {N_SLOPE_MAX} at {c8['inside']} of {c8['lines']} L; median slope "
                   f"{_median(s8):+.2f}.{extra8}"),
-        verdict=v8, numbers={**c8, "median_slope": _median(s8)},
+        verdict=v8, numbers={**c8, "median_slope": _median(s8), **_cells(s8, "slope_N", "L")},
     ))
     return out
 
