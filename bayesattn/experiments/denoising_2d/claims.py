@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bayesattn.runner import (
+    Decision,
     Rule,
     Verdict,
     ci_numbers,
@@ -44,6 +45,25 @@ RULES = (
         multiplicity="none",
         replication=("two training seeds pooled by combine_replicates (normal quantile "
                      "1.96); intervals over test images and seeds"),
+    ),
+    Rule(
+        claim="E2", version=2, kind="test", key="best_bilateral_rel_diff",
+        measures=("the paired per-image difference MSE(best bilateral variant) − "
+                  "MSE(SA+PE) to the clean image, relative to MSE(SA+PE); each run pools "
+                  "its training seeds. Limits: the best bilateral variant is picked on the "
+                  "test images (best of 2); the quick SA+PE net is still improving and "
+                  "there is no relative-position softmax baseline yet (both controls "
+                  "still to run)."),
+        decision=(f"Non-inferiority: supported if the relative difference's interval lies "
+                  f"below +{NONINFERIORITY:g} (bilateral at most {NONINFERIORITY:.0%} "
+                  f"worse); not supported if it lies above +{NONINFERIORITY:g}; "
+                  "inconclusive otherwise."),
+        multiplicity="one estimate decides; no correction",
+        replication=("at least 5 seeds (bayesattn sweep denoising-2d --preset quick --seeds "
+                     "0-4), each pooling its own training seeds; the mean over seeds with a "
+                     "Student-t 95% interval."),
+        decisions=(Decision(("best_bilateral_rel_diff",), "below",
+                            threshold=NONINFERIORITY),),
     ),
 )
 
@@ -105,6 +125,11 @@ def e2_verdict(results: pd.DataFrame, params: dict) -> Verdict:
     for v, e in diffs.items():
         numbers.update({f"diff_{v}{'' if k == 'value' else '_' + k}": x
                         for k, x in ci_numbers(e).items()})
+    if best is not None and base is not None and diffs[best] is not None:
+        scale = float(base["value"])
+        numbers.update({f"best_bilateral_rel_diff{suffix}": float(diffs[best][k]) / scale
+                        for suffix, k in (("", "value"), ("_ci_low", "ci_low"),
+                                          ("_ci_high", "ci_high"))})
     strict = (best is not None and diffs[best] is not None
               and float(diffs[best]["ci_high"]) < 0)
     mse_txt = "; ".join(f"{v} {ci_text(e, '{:.4f}')}" for v, e in mse.items())
