@@ -105,18 +105,22 @@ def render(
     if pooled:
         lines += [
             "## Verdicts from all seeds together", "",
-            "Decided by the experiment's `pooled_verdicts` from every finished seed's "
-            "results at once, under today's rule (stale when a run applied another "
-            "version; provisional when a run's rules were not committed first).", "",
+            "Decided from every finished seed at once, under today's rule: by the rule "
+            "itself where it is code (each cell's mean over seeds with a Student-t 95% "
+            "interval, Holm where the rule says so), else by the experiment's "
+            "`pooled_verdicts`. Stale when a run applied another version of the rule; "
+            "provisional when a run's rules were not committed first. The last column is "
+            "each cell's minimum detectable effect (distance from the rule's threshold "
+            "found with 80% power at this number of seeds).", "",
             markdown_table(["claim", "experiment", "preset", "overrides", "seeds", "rule",
-                            "verdict", "measured"],
-                           [[p["claim"], p["experiment"], p["preset"], p["variant"],
+                            "verdict", "measured", "detectable effect"],
+                           [[p["entry"], p["experiment"], p["preset"], p["variant"],
                              p["seeds"],
                              "" if p["rule_version"] is None else
                              f"v{p['rule_version']} ({p['rule_kind']})",
                              p["verdict"] + ("" if p["status"] in ("current", "no rules")
                                              else f" ({p['status']})"),
-                             p["measured"]] for p in pooled]),
+                             p["measured"], _detectable(p["numbers"])] for p in pooled]),
             "",
         ]
     for fig in figures:
@@ -132,3 +136,14 @@ def render(
               + ("`pooled.csv` (verdicts from all seeds), " if pooled else "") + "`runs/` (one "
               "run folder per job, as `bayesattn run` writes it), `logs/`.", ""]
     return "\n".join(lines)
+
+
+def _detectable(numbers: str, most: int = 4) -> str:
+    """``cell: MDE`` for the first ``most`` cells of a pooled verdict's numbers."""
+    import json
+
+    found = [(k[:-len("_mde")], v) for k, v in json.loads(numbers or "{}").items()
+             if k.endswith("_mde")]
+    text = "; ".join(f"{k}: {_fmt(v)}" for k, v in found[:most])
+    return text + (f"; ... ({len(found)} cells)" if len(found) > most else "") or "n/a"
+

@@ -269,3 +269,51 @@ def test_ctrl_c_stops_the_sweep_at_once_and_resume_finishes_it(toy, tmp_path):
     again = subprocess.run(argv + ["--resume"], capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert list(pd.read_csv(out / "jobs.csv")["status"]) == ["done"] * 3
+
+
+def test_a_rule_that_is_code_decides_each_run_and_all_seeds_together(tmp_path):
+    """The runner applies the rule's Decision to one run's interval; the sweep's pooled row
+    applies it to every seed's number (Student-t over seeds), with the detectable effect."""
+    from bayesattn.sweep import pooled_rows
+
+    def draws(ctx):
+        rng = np.random.default_rng(ctx.seed_for("draws"))
+        return pd.DataFrame({"metric": "x", "value": rng.normal(0.3, 1.0, size=ctx.params["n"])})
+
+    def verdicts(results, params):
+        x = results["value"].to_numpy()
+        half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
+        # the experiment's own word is overridden by the rule's decision
+        return [ex.Verdict("P3", "The mean is positive.", "positive", "mean", "inconclusive",
+                           {"mean": x.mean(), "mean_ci_low": x.mean() - half,
+                            "mean_ci_high": x.mean() + half})]
+
+    rule = ex.Rule("P3", 2, "test", "the mean", "interval above 0", key="mean",
+                   decisions=(ex.Decision(("mean",), "above"),))
+    ex.register(ex.Experiment(
+        name="toy-decided", title="toy", claims=("P3",), description="Normal draws.",
+        presets={"smoke": {"n": 10}, "quick": {"n": 50}, "full": {"n": 500}},
+        stages=(ex.Stage("draws", draws),), verdicts=verdicts, rules=(rule,),
+        rules_file=__file__))
+    try:
+        jobs = [Job("toy-decided", "quick", s, ()) for s in range(4)]
+        numbers = []
+        for job in jobs:
+            result = ex.run("toy-decided", preset="quick", seed=job.seed,
+                            out=tmp_path / "runs" / job.folder, progress=False, threads=1)
+            (v,) = result.verdicts
+            lo = v.numbers["mean_ci_low"]
+            assert v.verdict == ("supported" if lo > 0 else "inconclusive"
+                                 if v.numbers["mean_ci_high"] > 0 else "not supported")
+            assert "Rule v2: " in v.measured and "one seed" in v.measured
+            numbers.append(v.numbers["mean"])
+        (row,) = pooled_rows(tmp_path / "runs", jobs)
+        est = seed_interval(numbers)
+        pooled = json.loads(row["numbers"])
+        assert pooled["mean_ci_low"] == pytest.approx(est.ci_low)
+        assert row["verdict"] == ("supported" if est.ci_low > 0 else "not supported"
+                                  if est.ci_high < 0 else "inconclusive")
+        assert row["seeds"] == 4 and row["entry"] == "P3" and row["rule_version"] == 2
+        assert pooled["mean_mde"] > 0 and "mean over 4 seeds" in row["measured"]
+    finally:
+        ex.unregister("toy-decided")
