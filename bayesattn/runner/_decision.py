@@ -87,6 +87,9 @@ class Decision:
         ci: For one-seed decisions: ``{key: (low_name, high_name)}`` where the
             verdict's numbers name the interval ends otherwise than
             ``<key>_ci_low`` / ``<key>_ci_high``.
+        practical: Support needs a practical effect: the interval must lie beyond the
+            margin on the predicted side (below ``threshold - margin`` for "below"),
+            not only beyond the threshold. Needs a margin.
     """
 
     keys: tuple[str, ...]
@@ -98,6 +101,7 @@ class Decision:
     min_seeds: int = 5
     gate: Gate | None = None
     ci: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    practical: bool = False
 
     def __post_init__(self) -> None:
         keys = (self.keys,) if isinstance(self.keys, str) else tuple(self.keys)
@@ -113,6 +117,8 @@ class Decision:
             raise ValueError(f"Decision.level must be in (0, 1); got {self.level!r}")
         if self.margin is not None and not float(self.margin) > 0:
             raise ValueError(f"Decision.margin must be > 0 or None; got {self.margin!r}")
+        if self.practical and self.margin is None:
+            raise ValueError("Decision.practical needs a margin (the practical effect size)")
         if isinstance(self.min_seeds, bool) or not isinstance(self.min_seeds, int) \
                 or self.min_seeds < 1:
             raise ValueError(f"Decision.min_seeds must be an integer >= 1; got {self.min_seeds!r}")
@@ -123,8 +129,11 @@ class Decision:
         cells = (f"`{self.keys[0]}`" if len(self.keys) == 1
                  else f"{'every' if self.combine == 'all' else 'any'} one of "
                       + ", ".join(f"`{k}`" for k in self.keys))
+        beyond = (f"{self.threshold - self.margin:g}" if self.practical and self.predicts == "below"
+                  else f"{self.threshold + self.margin:g}" if self.practical
+                  else f"{self.threshold:g}")
         text = (f"supported if the {self.level:.0%} interval of {cells} lies {side} "
-                f"{self.threshold:g}; not supported if it lies on the other side")
+                f"{beyond}; not supported if it lies on the other side of {self.threshold:g}")
         if self.margin is not None:
             text += (f", or inside {self.threshold:g} ± {self.margin:g} (no practical "
                      "change)")
@@ -244,8 +253,11 @@ def _one_sided(d: Decision, value: float, se: float, df: float) -> tuple[float, 
             return 0.0 if value > bound else 1.0
         return 1.0 - _t_cdf((value - bound) / se, df)
 
-    support, against = ((p_less(d.threshold), p_greater(d.threshold)) if sign > 0
-                        else (p_greater(d.threshold), p_less(d.threshold)))
+    # support against the threshold, or (practical) against the margin's far edge
+    edge = d.threshold - sign * d.margin if d.practical and d.margin is not None \
+        else d.threshold
+    support, against = ((p_less(edge), p_greater(d.threshold)) if sign > 0
+                        else (p_greater(edge), p_less(d.threshold)))
     # an exact tie (the same value in every seed, on the threshold) is no effect either way
     equivalent = 0.0 if se == 0 and value == d.threshold else 1.0
     if d.margin is not None:

@@ -102,6 +102,9 @@ class Rule:
         fields = {k: " ".join(v.split()) if isinstance(v, str) else v
                   for k, v in asdict(self).items()
                   if not (k in ("key", "decisions") and not v)}
+        for d in fields.get("decisions", ()):  # a Decision field added later, at default
+            if not d.get("practical"):
+                d.pop("practical", None)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
     def record(self) -> dict[str, Any]:

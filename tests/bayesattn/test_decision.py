@@ -158,3 +158,25 @@ def test_an_exact_tie_in_every_seed_is_no_effect():
     r = decide(d, seeds)
     assert [c.outcome for c in r.cells] == ["supported", "equivalent"]
     assert r.verdict == "not supported"
+
+
+def test_practical_support_needs_the_interval_beyond_the_margin():
+    seeds = _seeds("slope", [-0.13, -0.11, -0.12, -0.125, -0.115])  # CI ~[-0.134, -0.106]
+    plain = Decision(("slope",), "below", margin=0.1)
+    strict = Decision(("slope",), "below", margin=0.1, practical=True)
+    assert decide(plain, seeds).verdict == "supported"
+    assert decide(strict, seeds).verdict == "supported"
+    # an interval that reaches into the margin: support by sign only, not practical
+    seeds = _seeds("slope", [-0.16, -0.08, -0.12, -0.14, -0.10])
+    r = decide(strict, seeds)
+    assert r.cells[0].ci_low < -0.1 < r.cells[0].ci_high < 0
+    assert decide(plain, seeds).verdict == "supported" and r.verdict == "inconclusive"
+    with pytest.raises(ValueError, match="margin"):
+        Decision(("slope",), "below", practical=True)
+    # the new field at its default leaves the hash of rules stated before it unchanged
+    old = Rule("P4", 2, "test", "m", "d", decisions=(plain,))
+    assert "practical" not in old.sha256 and old.sha256 == Rule(
+        "P4", 2, "test", "m", "d", decisions=(Decision(("slope",), "below", margin=0.1,
+                                                       practical=False),)).sha256
+    assert Rule("P4", 3, "test", "m", "d", decisions=(strict,)).sha256 != Rule(
+        "P4", 3, "test", "m", "d", decisions=(plain,)).sha256
