@@ -74,7 +74,14 @@ from ._registry import (
     unregister,
 )
 from ._report import format_verdicts, frame_to_markdown, markdown_table, render_report, write_report
-from ._rules import RULE_KINDS, Rule, current_rules, rule_status, rules_markdown
+from ._rules import (
+    RULE_KINDS,
+    Rule,
+    current_rules,
+    practical_version,
+    rule_status,
+    rules_markdown,
+)
 from ._run import run
 from ._settings import resolve_params
 from ._types import NOT_ASSESSED, VERDICTS, Experiment, RunResult, Stage, StageOutput, Verdict
@@ -98,6 +105,7 @@ __all__ = [
     "decide",
     "rule_status",
     "current_rules",
+    "practical_version",
     "import_experiment_module",
     "rules_markdown",
     "atomic_path",

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -329,7 +329,7 @@ def decide(decision: Decision, seeds: Sequence[Mapping[str, Any]]) -> DecisionRe
             outcome[c.key] = "against"
         else:
             outcome[c.key] = "inconclusive"
-    cells = [c if c.key not in outcome else _with(c, outcome[c.key]) for c in cells]
+    cells = [c if c.key not in outcome else replace(c, outcome=outcome[c.key]) for c in cells]
     results = [c.outcome for c in cells]
     refutes = [o in ("against", "equivalent") for o in results]
     if decision.combine == "all":
@@ -347,12 +347,6 @@ def decide(decision: Decision, seeds: Sequence[Mapping[str, Any]]) -> DecisionRe
     basis = "seeds" if len(seeds) > 1 else "one seed"
     return DecisionResult(verdict, basis, len(seeds), tuple(cells), gated,
                           _text(decision, cells, verdict, basis, len(seeds), gated))
-
-
-def _with(c: Cell, outcome: str) -> Cell:
-    from dataclasses import replace
-
-    return replace(c, outcome=outcome)
 
 
 def _text(d: Decision, cells: Sequence[Cell], verdict: str, basis: str, n: int,

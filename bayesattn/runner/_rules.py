@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ._decision import Decision
@@ -113,6 +113,13 @@ class Rule:
         if self.key:
             out["key"] = self.key
         return out
+
+
+def practical_version(rule: Rule, version: int) -> Rule:
+    """``rule`` as a new version whose decisions support only beyond their margin
+    (``Decision.practical``); everything else, wording included, unchanged."""
+    return replace(rule, version=version,
+                   decisions=tuple(replace(d, practical=True) for d in rule.decisions))
 
 
 def check_rules(rules: Iterable[Rule], claims: Sequence[str], where: str) -> tuple[Rule, ...]:

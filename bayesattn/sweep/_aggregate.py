@@ -57,6 +57,16 @@ POOLED_COLUMNS = ("experiment", "preset", "variant", "seeds", "entry", "claim", 
                   "status", "rule_version", "rule_kind", "statement", "measured", "numbers")
 
 
+def _entries(verdicts: Sequence[Any]) -> list[tuple[str, Any]]:
+    """(entry, verdict) pairs: a claim reported several times gives P12, P12 (2), ..."""
+    seen: Counter[str] = Counter()
+    out = []
+    for v in verdicts:
+        seen[v.claim] += 1
+        out.append((v.claim if seen[v.claim] == 1 else f"{v.claim} ({seen[v.claim]})", v))
+    return out
+
+
 def seed_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
     """One row per (finished job, verdict); unfinished or failed jobs give none."""
     rows = []
@@ -65,10 +75,7 @@ def seed_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
             config, _, verdicts = load_run(runs / job.folder)
         except NotARunFolderError:
             continue
-        seen: Counter[str] = Counter()
-        for v in verdicts:
-            seen[v.claim] += 1
-            entry = v.claim if seen[v.claim] == 1 else f"{v.claim} ({seen[v.claim]})"
+        for entry, v in _entries(verdicts):
             named = (v.rule or {}).get("key")  # the rule's key number, else the first one
             key, value = ((named, v.numbers[named]) if named in v.numbers
                           else next(iter(v.numbers.items()), ("", float("nan"))))
@@ -166,10 +173,7 @@ def pooled_rows(runs: Path, jobs: Sequence[Job]) -> list[dict[str, Any]]:
                 continue
             configs.append(config)
             frames.append(results.assign(seed=job.seed)[["seed", *results.columns]])
-            seen: Counter[str] = Counter()
-            for v in verdicts:
-                seen[v.claim] += 1
-                entry = v.claim if seen[v.claim] == 1 else f"{v.claim} ({seen[v.claim]})"
+            for entry, v in _entries(verdicts):
                 entries.setdefault(entry, []).append(v)
         if not configs or any(c.get("plumbing_check") for c in configs):
             continue

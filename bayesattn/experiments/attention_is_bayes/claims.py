@@ -17,6 +17,7 @@ from bayesattn.runner import (
     convergence_row,
     direction,
     pick,
+    practical_version,
 )
 from bayesattn.runner import stage_frame as _frame
 
@@ -99,39 +100,10 @@ RULES = (
         replication=V2_REPLICATION,
         decisions=(Decision(("tail_slope",), "below", threshold=0.0, margin=SLOPE_MARGIN),),
     ),
-    Rule(
-        claim="P5", version=3, kind="test", key="softmax_tail_slope",
-        measures=("the log-log slope in L, over the tail L >= tail_from, of the "
-                  "fixed-bandwidth softmax readout's RMS distance from the exact predictive "
-                  "mean in units of the exact predictive sd (Bayesian linear regression). "
-                  "CME attention's distance (exact by construction: a sanity check) is "
-                  "reported beside it and does not decide."),
-        decision=(f"Supported if the slope's interval lies below 0 and outside ±"
-                  f"{SLOPE_MARGIN:g}; not supported if it lies above 0 (the error grows "
-                  f"against the posterior's own width) or inside ±{SLOPE_MARGIN:g} (a "
-                  "floor); inconclusive otherwise."),
-        # v3: the code now requires what v2's words said (support beyond the margin)
-        multiplicity="one estimate decides; no correction",
-        replication=V2_REPLICATION,
-        decisions=(Decision(("softmax_tail_slope",), "below", threshold=0.0,
-                            margin=SLOPE_MARGIN, practical=True),),
-    ),
-    Rule(
-        claim="P6", version=3, kind="test", key="tail_slope",
-        measures=("the log-log slope in L, over the tail L >= tail_from, of the RMS of "
-                  "‖softmax − CME‖ over queries in prior sd, softmax using the GP's own "
-                  "kernel (h = lengthscale)."),
-        decision=(f"Supported if the slope's interval lies below 0 and outside ±"
-                  f"{SLOPE_MARGIN:g}; not supported if it lies above 0 or inside ±"
-                  f"{SLOPE_MARGIN:g} (a floor: softmax stops approaching CME); "
-                  "inconclusive otherwise."),
-        # v3: the code now requires what v2's words said (support beyond the margin)
-        multiplicity="one estimate decides; no correction",
-        replication=V2_REPLICATION,
-        decisions=(Decision(("tail_slope",), "below", threshold=0.0, margin=SLOPE_MARGIN,
-                            practical=True),),
-    ),
 )
+#: Version 3: version 2 with support beyond the margin, as version 2's words said.
+RULES += tuple(practical_version(r, 3) for r in RULES
+               if r.claim in ("P5", "P6") and r.version == 2)
 
 
 def headline(results: pd.DataFrame) -> pd.DataFrame:

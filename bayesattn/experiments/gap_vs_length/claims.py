@@ -17,6 +17,7 @@ from bayesattn.runner import (
     direction,
     pick,
     plateau_judgement,
+    practical_version,
     unknown_floor_basis,
 )
 from bayesattn.runner import stage_frame as _frame
@@ -135,41 +136,10 @@ RULES = (
         replication=V2_REPLICATION,
         decisions=(Decision(("worst_inside",), "below", threshold=0.05),),
     ),
-    Rule(
-        claim="P4", version=3, kind="test", key="slope",
-        measures=("the log-log slope of mean KL(exact ‖ q) against L inside the training "
-                  "range, for the Set Transformer told L (one slope per seed)."),
-        decision=("Supported if the slope's interval lies below 0 and outside the margin "
-                  f"±{SLOPE_MARGIN:g}; not supported if it lies above 0 or inside ±"
-                  f"{SLOPE_MARGIN:g} (a flat error); untestable (inconclusive) when the "
-                  "net is within the convergence tolerance of its floor 0 at every trained "
-                  "L, on average over seeds."),
-        # v3: the code now requires what v2's words said (support beyond the margin)
-        multiplicity="one estimate decides; no correction",
-        replication=V2_REPLICATION,
-        decisions=(Decision(
-            ("slope",), "below", threshold=0.0, margin=SLOPE_MARGIN, practical=True,
-            ci={"slope": ("ci_low", "ci_high")},
-            gate=Gate("max_kl_inside", "below", GIVEN_L_TOLERANCE,
-                      "the net told L is within the convergence tolerance of its floor 0 "
-                      "at every trained L: no error is left to fall")),),
-    ),
-    Rule(
-        claim="P13", version=3, kind="test", key="slope_given_L",
-        measures=("the log-log slope of KL(exact ‖ q) beyond the training range, for the "
-                  "net told L. Caveat: the exact posterior itself sharpens with L, so part "
-                  "of a decrease can come from the task getting easier (a second model is "
-                  "the control still to run)."),
-        decision=(f"Supported if the slope's interval lies below 0 and outside ±"
-                  f"{SLOPE_MARGIN:g}; not supported if it lies above 0 or inside ±"
-                  f"{SLOPE_MARGIN:g}; inconclusive otherwise."),
-        # v3: the code now requires what v2's words said (support beyond the margin)
-        multiplicity="one estimate decides; no correction",
-        replication=V2_REPLICATION,
-        decisions=(Decision(("slope_given_L",), "below", threshold=0.0, margin=SLOPE_MARGIN,
-                            practical=True, ci={"slope_given_L": ("ci_low", "ci_high")}),),
-    ),
 )
+#: Version 3: version 2 with support beyond the margin, as version 2's words said.
+RULES += tuple(practical_version(r, 3) for r in RULES
+               if r.claim in ("P4", "P13") and r.version == 2)
 
 
 def headline(results: pd.DataFrame) -> pd.DataFrame:
